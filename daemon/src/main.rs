@@ -1,1 +1,271 @@
-fn main() {}
+//! The `farmhand` binary: parses the command line and hands over to the library.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use farmhand::cli::{self, Client, Submission};
+use farmhand::config::Config;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The demo farm's configuration, compiled in.
+const DEMO_CONFIG: &str = include_str!("../../config/demo.toml");
+
+#[derive(Parser)]
+#[command(
+    name = "farmhand",
+    version,
+    about = "Print-farm controller for a fab lab"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs a complete demo farm on this machine: no hardware, no config file.
+    Demo {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[arg(long, default_value = "farmhand-demo")]
+        data_dir: PathBuf,
+    },
+    /// Runs the daemon with a configuration file.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Validates a configuration file and prints what it would run.
+    CheckConfig { file: PathBuf },
+    /// Submits a model as the web form does.
+    Submit {
+        file: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "FARMHAND_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long)]
+        material: Option<String>,
+        #[arg(long)]
+        color: Option<String>,
+        #[arg(long)]
+        discipline: Option<String>,
+        #[arg(long)]
+        class_number: Option<String>,
+        #[arg(long)]
+        printer: Option<String>,
+        /// Print the job as JSON instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lists jobs (needs a workstation token; the demo's is used by default).
+    Jobs {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, env = "FARMHAND_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long, env = "FARMHAND_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Lists printers and their states.
+    Printers {
+        #[arg(long, env = "FARMHAND_SERVER", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        #[arg(long, env = "FARMHAND_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("farmhand: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("farmhand: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Demo { listen, data_dir } => demo(&listen, &data_dir).await,
+        Command::Serve { config } => match load_config(&config) {
+            Some(config) => serve(config, false).await,
+            None => Ok(ExitCode::from(2)),
+        },
+        Command::CheckConfig { file } => Ok(match load_config(&file) {
+            Some(config) => {
+                println!(
+                    "{} is valid. Farmhand would run:\n{}",
+                    file.display(),
+                    config.summary()
+                );
+                ExitCode::SUCCESS
+            }
+            None => ExitCode::from(2),
+        }),
+        Command::Submit {
+            file,
+            name,
+            email,
+            server,
+            material,
+            color,
+            discipline,
+            class_number,
+            printer,
+            json,
+        } => {
+            let form = Submission {
+                name,
+                email,
+                material,
+                color,
+                discipline,
+                class_number,
+                printer,
+            };
+            let client = Client::new(&server, None);
+            let job = cli::submit(&client, &file, &form, !json).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&job)?);
+            } else if job["duplicate"] == true {
+                println!(
+                    "Already submitted: job {} ({}) is {}",
+                    job["id"], job["display_name"], job["status"]
+                );
+            } else {
+                println!(
+                    "Submitted: job {} ({}), status {}",
+                    job["id"], job["display_name"], job["status"]
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Jobs {
+            status,
+            server,
+            token,
+            json,
+        } => {
+            let jobs = cli::jobs(&Client::new(&server, token), status.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&jobs)?);
+            } else {
+                print!("{}", cli::format_jobs(&jobs));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Printers {
+            server,
+            token,
+            json,
+        } => {
+            let printers = cli::printers(&Client::new(&server, token)).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&printers)?);
+            } else {
+                print!("{}", cli::format_printers(&printers));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Loads a config; on failure prints one line per problem and returns `None`.
+fn load_config(path: &Path) -> Option<Config> {
+    match Config::load(path) {
+        Ok(config) => Some(config),
+        Err(e) => {
+            for problem in &e.problems {
+                eprintln!("farmhand: config {}: {problem}", path.display());
+            }
+            None
+        }
+    }
+}
+
+async fn demo(listen: &str, data_dir: &Path) -> anyhow::Result<ExitCode> {
+    let data_dir = std::path::absolute(data_dir).context("resolving the demo data dir")?;
+    let env = [
+        ("FARMHAND_SERVER__LISTEN".to_string(), listen.to_string()),
+        (
+            "FARMHAND_STORAGE__DATA_DIR".to_string(),
+            format!("{:?}", data_dir.display().to_string()),
+        ),
+    ];
+    let config = Config::from_toml(DEMO_CONFIG, env).context("the built-in demo config")?;
+    serve(config, true).await
+}
+
+async fn serve(config: Config, demo: bool) -> anyhow::Result<ExitCode> {
+    let listener = TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.server.listen))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    println!("Farmhand listening on {url}");
+    if demo {
+        println!("Demo farm: data in {}", config.storage.data_dir.display());
+        println!(
+            "Staff token: {}  (kiosk sign-in and API: Authorization: Bearer …)",
+            cli::DEMO_TOKEN
+        );
+        println!(
+            "Student mail is kept in {}",
+            config.storage.data_dir.join("outbox").display()
+        );
+        println!(
+            "Try: farmhand submit model.stl --name \"Ada Lovelace\" --email ada@example.edu --server {url}"
+        );
+    }
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    farmhand::run(config, listener, shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop Farmhand with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
+    }
+    shutdown.cancel();
+}

@@ -1,0 +1,94 @@
+//! The daemon as a library: [`run`] takes a config, a bound listener and a shutdown
+//! token (as mini-redis's `server::run` does), so `main` and the tests start the very
+//! same thing.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::http::auth::Auth;
+use crate::mail::{self, Composer, MailError};
+use crate::store::{Store, StoreError};
+use crate::workflow::{Workflow, WorkflowError};
+
+/// Everything handlers share.
+pub struct App {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub workflow: Workflow,
+    pub auth: Auth,
+    pub pages: minijinja::Environment<'static>,
+    pub public_url: String,
+}
+
+/// Why the daemon could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Setup(#[from] WorkflowError),
+    #[error("e-mail settings: {0}")]
+    Mail(#[from] MailError),
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Opens the store and builds the shared state.
+pub fn build(config: Config, public_url: String) -> Result<(Arc<App>, Arc<Notify>), RunError> {
+    let config = Arc::new(config);
+    let store = Store::open(&config.storage.data_dir)?;
+    let composer = Arc::new(Composer::new(&config.email().from, &public_url)?);
+    let mail_wakeup = Arc::new(Notify::new());
+    let workflow = Workflow::new(store.clone(), config.clone(), composer, mail_wakeup.clone());
+    workflow.seed(Utc::now())?;
+    let auth = Auth::new(store.workstations()?);
+    let app = App {
+        config,
+        store,
+        workflow,
+        auth,
+        pages: crate::pages::environment(),
+        public_url,
+    };
+    Ok((Arc::new(app), mail_wakeup))
+}
+
+/// The base URL for links: the configured one, or the address actually bound.
+pub fn public_url(config: &Config, listener: &TcpListener) -> String {
+    match (&config.server.public_url, listener.local_addr()) {
+        (Some(url), _) => url.trim_end_matches('/').to_string(),
+        (None, Ok(addr)) => format!("http://{addr}"),
+        (None, Err(_)) => format!("http://{}", config.server.listen),
+    }
+}
+
+/// Runs the daemon on `listener` until `shutdown` is cancelled, then waits for every
+/// task to reach a safe point.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let url = public_url(&config, &listener);
+    let (app, mail_wakeup) = build(config, url)?;
+    let tasks = TaskTracker::new();
+    tasks.spawn(mail::run_outbox(
+        app.store.clone(),
+        mail_wakeup,
+        shutdown.clone(),
+    ));
+    let router = crate::http::router(app);
+    let serve =
+        axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
+    let result = serve.await.map_err(RunError::Serve);
+    shutdown.cancel();
+    tasks.close();
+    tasks.wait().await;
+    result
+}

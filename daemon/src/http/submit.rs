@@ -1,0 +1,294 @@
+//! `POST /api/v1/jobs`: the public submission endpoint.
+//!
+//! The file part is streamed to a temp file while it is hashed ([`crate::intake`]), so
+//! a 200 MB model never sits in memory. Then, in order: the form fields are validated,
+//! the bytes are sniffed (a renamed `.exe` is refused with what it really is), the blob
+//! is committed (fsync + rename) and only then the job row, so an acknowledged upload
+//! always has its bytes on disk.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::extract::multipart::{Field, MultipartRejection};
+use axum::extract::{Multipart, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::error::ApiError;
+use super::jobs::job_json;
+use crate::intake::{self, StageError, Staged};
+use crate::workflow::{Created, NewJob};
+
+/// Room for the text fields beside the file.
+const FORM_SLACK: u64 = 1 << 20;
+const MAX_FIELDS: usize = 40;
+const MAX_FIELD_BYTES: usize = 4096;
+
+fn too_large(limit_mb: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "file_too_large",
+        format!("the file is larger than the {limit_mb} MB upload limit"),
+    )
+}
+
+/// What the multipart form held.
+#[derive(Default)]
+struct Form {
+    fields: HashMap<String, String>,
+    file: Option<(Staged, String)>,
+}
+
+impl Form {
+    fn discard(&mut self) {
+        if let Some((staged, _)) = self.file.take() {
+            std::fs::remove_file(&staged.temp_path).ok();
+        }
+    }
+}
+
+pub async fn submit(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let limit_mb = app.config.storage.max_upload_mb;
+    let max_bytes = limit_mb << 20;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_bytes + FORM_SLACK) {
+        return Err(too_large(limit_mb));
+    }
+    let multipart = multipart.map_err(|e| {
+        ApiError::bad_request(
+            "expected_multipart",
+            format!("send the model as multipart/form-data: {e}"),
+        )
+    })?;
+    let mut form = Form::default();
+    if let Err(e) = read_form(&app, multipart, max_bytes, &mut form).await {
+        form.discard();
+        return Err(e);
+    }
+    let result = accept(&app, &mut form).await;
+    form.discard();
+    result
+}
+
+async fn read_form(
+    app: &AppState,
+    mut multipart: Multipart,
+    max_bytes: u64,
+    form: &mut Form,
+) -> Result<(), ApiError> {
+    let mut count = 0;
+    loop {
+        let field = multipart.next_field().await.map_err(|e| {
+            ApiError::bad_request("bad_form", format!("the form could not be read: {e}"))
+        })?;
+        let Some(field) = field else { return Ok(()) };
+        count += 1;
+        if count > MAX_FIELDS {
+            return Err(ApiError::bad_request(
+                "bad_form",
+                "the form has too many fields",
+            ));
+        }
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" {
+            if form.file.is_some() {
+                return Err(ApiError::bad_request(
+                    "bad_form",
+                    "send one file per submission",
+                ));
+            }
+            let filename = intake::sanitize_filename(field.file_name().unwrap_or("model"));
+            let staged = intake::stage(field, app.store.blobs().tmp_dir(), max_bytes)
+                .await
+                .map_err(|e| match e {
+                    StageError::TooLarge { limit_mb } => too_large(limit_mb),
+                    StageError::Interrupted(m) => ApiError::bad_request("upload_interrupted", m),
+                    StageError::Io(io) => ApiError::from(crate::store::StoreError::Io(io)),
+                })?;
+            form.file = Some((staged, filename));
+        } else {
+            let value = read_text(field).await?;
+            form.fields.insert(name, value);
+        }
+    }
+}
+
+async fn read_text(mut field: Field<'_>) -> Result<String, ApiError> {
+    let name = field.name().unwrap_or_default().to_string();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| {
+        ApiError::bad_request("bad_form", format!("the form could not be read: {e}"))
+    })? {
+        bytes.extend_from_slice(&chunk);
+        if bytes.len() > MAX_FIELD_BYTES {
+            return Err(ApiError::unprocessable(
+                "field_too_long",
+                format!("the field {name} is too long"),
+            ));
+        }
+    }
+    String::from_utf8(bytes)
+        .map(|s| s.trim().to_string())
+        .map_err(|_| {
+            ApiError::bad_request("bad_form", format!("the field {name} is not UTF-8 text"))
+        })
+}
+
+/// Validates the form and the file, then records the job.
+async fn accept(app: &AppState, form: &mut Form) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Some((staged, filename)) = form.file.as_ref() else {
+        return Err(ApiError::bad_request(
+            "missing_file",
+            "attach the model as the form field \"file\"",
+        ));
+    };
+    let mut new = validate_fields(app, &form.fields)?;
+    let temp = staged.temp_path.clone();
+    let format = tokio::task::spawn_blocking(move || slicer_bridge::sniff_file(&temp))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()))?
+        .map_err(|e| match e {
+            slicer_bridge::SniffError::NotAModel(not) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "not_a_model",
+                format!("{filename} is {not}: upload an STL, OBJ, 3MF or G-code file"),
+            ),
+            slicer_bridge::SniffError::Io(io) => crate::store::StoreError::Io(io).into(),
+        })?;
+    new.original_filename = filename.clone();
+    new.file_hash = staged.sha256.clone();
+    new.size_bytes = staged.size_bytes;
+    new.format = format.api_name().to_string();
+    let (store, temp, hash) = (
+        app.store.clone(),
+        staged.temp_path.clone(),
+        staged.sha256.clone(),
+    );
+    let workflow = app.workflow.clone();
+    let created = tokio::task::spawn_blocking(move || {
+        store
+            .blobs()
+            .commit_temp(&temp, &hash)
+            .map_err(crate::store::StoreError::Io)?;
+        workflow.create_job(new, Utc::now())
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()))??;
+    form.file = None;
+    Ok(match created {
+        Created::New(job) => {
+            tracing::info!(job = %job.id, file = %job.original_filename, "job submitted");
+            let mut body = job_json(&job);
+            body["duplicate"] = json!(false);
+            (StatusCode::CREATED, Json(body))
+        }
+        Created::Duplicate(job) => {
+            let mut body = job_json(&job);
+            body["duplicate"] = json!(true);
+            (StatusCode::OK, Json(body))
+        }
+    })
+}
+
+fn validate_fields(app: &AppState, fields: &HashMap<String, String>) -> Result<NewJob, ApiError> {
+    let get = |name: &str| fields.get(name).filter(|v| !v.is_empty()).cloned();
+    let required = |name: &str| {
+        get(name).ok_or_else(|| {
+            ApiError::bad_request("missing_field", format!("the field {name} is required"))
+        })
+    };
+    let student_name = required("student_name")?;
+    let student_email = required("student_email")?;
+    let acknowledged = required("acknowledged_minimum_charge")?;
+    for (name, value) in fields {
+        if value.chars().count() > 200 || value.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(ApiError::unprocessable(
+                "invalid_field",
+                format!("the field {name} is too long or holds control characters"),
+            ));
+        }
+    }
+    if !matches!(
+        acknowledged.to_ascii_lowercase().as_str(),
+        "true" | "on" | "yes" | "1"
+    ) {
+        let minimum = app.config.pricing.minimum_charge_usd;
+        return Err(ApiError::unprocessable(
+            "minimum_charge_not_acknowledged",
+            format!(
+                "acknowledge the ${minimum:.2} minimum charge (acknowledged_minimum_charge=true) to submit"
+            ),
+        ));
+    }
+    validate_email(&student_email)?;
+    let material = match get("material") {
+        Some(m) if !app.config.pricing.materials.is_empty() => Some(
+            app.config
+                .pricing
+                .material(&m)
+                .map(|(known, _)| known.to_string())
+                .ok_or_else(|| {
+                    let known: Vec<&str> = app
+                        .config
+                        .pricing
+                        .materials
+                        .keys()
+                        .map(String::as_str)
+                        .collect();
+                    ApiError::unprocessable(
+                        "unknown_material",
+                        format!(
+                            "material {m:?} is not offered; choose one of {}",
+                            known.join(", ")
+                        ),
+                    )
+                })?,
+        ),
+        other => other,
+    };
+    let printer = get("printer");
+    if let Some(p) = &printer
+        && app.config.printer(p).is_none()
+    {
+        return Err(ApiError::unprocessable(
+            "unknown_printer",
+            format!("there is no printer {p:?}"),
+        ));
+    }
+    Ok(NewJob {
+        student_name,
+        student_email: student_email.to_lowercase(),
+        discipline: get("discipline"),
+        class_number: get("class_number"),
+        material,
+        color: get("color"),
+        printer,
+        original_filename: String::new(),
+        file_hash: String::new(),
+        size_bytes: 0,
+        format: String::new(),
+    })
+}
+
+fn validate_email(email: &str) -> Result<(), ApiError> {
+    let invalid = || {
+        ApiError::unprocessable(
+            "invalid_email",
+            format!("{email:?} is not an e-mail address"),
+        )
+    };
+    let address: lettre::Address = email.parse().map_err(|_| invalid())?;
+    if email.len() > 254 || !address.domain().contains('.') {
+        return Err(invalid());
+    }
+    Ok(())
+}

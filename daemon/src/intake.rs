@@ -1,0 +1,202 @@
+//! Streaming an upload to disk while hashing it, in bounded memory.
+//!
+//! The network task coalesces incoming chunks into [`BATCH`]-sized buffers and hands
+//! each to two threads at once: one hashes (SHA-256 with the CPU's SHA extensions when
+//! present), one writes and periodically `fdatasync`s. Receiving, hashing, writing and
+//! flushing therefore overlap instead of running one after the other, and at most
+//! `2 × QUEUE × BATCH` bytes are in flight whatever the upload's size.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+/// Size of the buffers handed to the hashing and writing threads.
+const BATCH: usize = 1 << 20;
+/// Buffers queued per thread before the network task waits.
+const QUEUE: usize = 4;
+/// `fdatasync` after this many bytes, so the final sync has little left to flush.
+const SYNC_EVERY: u64 = 32 << 20;
+
+/// An upload written to a temp file, fsynced, with its hash.
+#[derive(Debug)]
+pub struct Staged {
+    pub temp_path: PathBuf,
+    pub sha256: String,
+    pub size_bytes: u64,
+}
+
+/// Why staging failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    #[error("the file is larger than the {limit_mb} MB upload limit")]
+    TooLarge { limit_mb: u64 },
+    #[error("the upload was interrupted: {0}")]
+    Interrupted(String),
+    #[error("the upload could not be stored: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Streams `chunks` into a new temp file in `tmp_dir`, refusing more than `max_bytes`.
+/// On any error the temp file is removed.
+pub async fn stage<S, E>(chunks: S, tmp_dir: &Path, max_bytes: u64) -> Result<Staged, StageError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let temp_path = tmp_dir.join(format!("upload-{}", crate::workflow::new_token()));
+    let file = File::create(&temp_path)?;
+    let result = pump(chunks, file, max_bytes).await;
+    match result {
+        Ok((sha256, size_bytes)) => Ok(Staged {
+            temp_path,
+            sha256,
+            size_bytes,
+        }),
+        Err(e) => {
+            std::fs::remove_file(&temp_path).ok();
+            Err(e)
+        }
+    }
+}
+
+async fn pump<S, E>(mut chunks: S, file: File, max_bytes: u64) -> Result<(String, u64), StageError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let (hash_tx, hash_rx) = mpsc::channel::<Bytes>(QUEUE);
+    let (write_tx, write_rx) = mpsc::channel::<Bytes>(QUEUE);
+    let hasher = tokio::task::spawn_blocking(move || hash_all(hash_rx));
+    let writer = tokio::task::spawn_blocking(move || write_all(file, write_rx));
+    let mut total = 0u64;
+    let mut batch = BytesMut::with_capacity(BATCH);
+    let received: Result<(), StageError> = async {
+        while let Some(chunk) = chunks.next().await {
+            let chunk = chunk.map_err(|e| StageError::Interrupted(e.to_string()))?;
+            total += chunk.len() as u64;
+            if total > max_bytes {
+                return Err(StageError::TooLarge {
+                    limit_mb: max_bytes >> 20,
+                });
+            }
+            batch.extend_from_slice(&chunk);
+            if batch.len() >= BATCH {
+                send_both(&hash_tx, &write_tx, batch.split().freeze()).await?;
+            }
+        }
+        if !batch.is_empty() {
+            send_both(&hash_tx, &write_tx, batch.split().freeze()).await?;
+        }
+        Ok(())
+    }
+    .await;
+    drop((hash_tx, write_tx));
+    let digest = hasher
+        .await
+        .map_err(|e| StageError::Interrupted(e.to_string()))?;
+    let written = writer
+        .await
+        .map_err(|e| StageError::Interrupted(e.to_string()))?;
+    received?;
+    written?;
+    Ok((digest, total))
+}
+
+async fn send_both(
+    hash_tx: &mpsc::Sender<Bytes>,
+    write_tx: &mpsc::Sender<Bytes>,
+    batch: Bytes,
+) -> Result<(), StageError> {
+    let gone = |_| StageError::Interrupted("the storage thread stopped".into());
+    hash_tx.send(batch.clone()).await.map_err(gone)?;
+    write_tx.send(batch).await.map_err(gone)
+}
+
+fn hash_all(mut rx: mpsc::Receiver<Bytes>) -> String {
+    let mut hasher = Sha256::new();
+    while let Some(batch) = rx.blocking_recv() {
+        hasher.update(&batch);
+    }
+    hex::encode(hasher.finalize())
+}
+
+fn write_all(mut file: File, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<()> {
+    let mut unsynced = 0u64;
+    while let Some(batch) = rx.blocking_recv() {
+        file.write_all(&batch)?;
+        unsynced += batch.len() as u64;
+        if unsynced >= SYNC_EVERY {
+            file.sync_data()?;
+            unsynced = 0;
+        }
+    }
+    file.sync_all()
+}
+
+/// A file name safe to show and store: no path, no control characters, bounded length.
+pub fn sanitize_filename(raw: &str) -> String {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let cleaned: String = base
+        .chars()
+        .filter(|c| !c.is_control())
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ' | '(' | ')') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim().trim_start_matches('.');
+    let mut name: String = trimmed.chars().take(120).collect();
+    if name.is_empty() {
+        name = "model".into();
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn stages_hashes_and_enforces_the_limit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let chunks = || {
+            let list: Vec<Result<Bytes, std::io::Error>> = data
+                .chunks(65_536)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect();
+            futures_util::stream::iter(list)
+        };
+        let staged = stage(chunks(), dir.path(), 10 << 20).await.expect("staged");
+        assert_eq!(staged.size_bytes, data.len() as u64);
+        assert_eq!(staged.sha256, hex::encode(Sha256::digest(&data)));
+        assert_eq!(std::fs::read(&staged.temp_path).expect("read"), data);
+
+        let err = stage(chunks(), dir.path(), 1 << 20)
+            .await
+            .expect_err("too large");
+        assert!(matches!(err, StageError::TooLarge { limit_mb: 1 }));
+        // Only the first upload's file is left.
+        assert_eq!(std::fs::read_dir(dir.path()).expect("list").count(), 1);
+    }
+
+    #[test]
+    fn file_names_lose_paths_and_oddities() {
+        assert_eq!(sanitize_filename("../../etc/passwd"), "passwd");
+        assert_eq!(
+            sanitize_filename("C:\\Users\\me\\boat v2.stl"),
+            "boat v2.stl"
+        );
+        assert_eq!(sanitize_filename("a\u{0}b<script>.stl"), "ab_script_.stl");
+        assert_eq!(sanitize_filename(".."), "model");
+        assert_eq!(sanitize_filename(&"x".repeat(500)).len(), 120);
+    }
+}

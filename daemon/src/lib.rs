@@ -1,0 +1,27 @@
+//! Farmhand: the print-farm controller daemon.
+//!
+//! Layout (data flows top to bottom):
+//!
+//! - [`config`]: the typed, strict configuration.
+//! - [`http`]: the axum server; each component registers its routes.
+//! - [`intake`]: streaming uploads to disk while hashing.
+//! - [`workflow`]: every change, each in one store transaction.
+//! - [`lifecycle`]: the pure job state machine (`apply`).
+//! - [`store`]: redb tables and the content-addressed blob folder.
+//! - [`mail`]: composing mail into the durable outbox, and delivering it.
+//! - [`app`]: wiring and [`app::run`], shared by `main` and the tests.
+//! - [`cli`]: the client commands (`submit`, `jobs`, `printers`).
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod intake;
+pub mod lifecycle;
+pub mod mail;
+pub mod model;
+pub mod pages;
+pub mod store;
+pub mod workflow;
+
+pub use app::run;

@@ -1,0 +1,408 @@
+//! The job lifecycle: one enum of actions and one pure transition function.
+//!
+//! ```text
+//! UPLOADED ─approve→ PENDING ─confirm→ READYTOPRINT ─dispatch→ PRINTING ─complete→ COMPLETED
+//!    │                  │                   ▲                     │                   │
+//!    └──reject──────────┴─reject→ REJECTED  └──────── fail ───────┘                pickup
+//!                                    │                                                ▼
+//!                                    └────────archive────────→ ARCHIVED ←─archive─ PAIDPICKEDUP
+//! ```
+//!
+//! [`apply`] is the only code that changes a job's status. It does no I/O: it takes the
+//! job, the action, who is acting and the time, and returns the new job, the audit events
+//! to record and the side effects the caller must carry out in the same store
+//! transaction (a mail to queue, a printer to mark busy). That keeps every rule here,
+//! testable without a store, and makes "a state change and its event are one
+//! transaction" the caller's single obligation.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::model::{Actor, EventDraft, EventType, Job, Status};
+
+/// Why a print failed, for the lab's statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCause {
+    /// The printer or the lab (jam, bed adhesion, power): not the student's fault.
+    Printer,
+    /// The model itself (unprintable overhangs, too thin walls).
+    Model,
+}
+
+/// Staff approval with the values resolved (cost already priced by the caller).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Approval {
+    pub printer: Option<String>,
+    pub material: String,
+    pub color: String,
+    pub weight_g: Option<f64>,
+    pub time_hours: Option<f64>,
+    pub cost_usd: f64,
+}
+
+/// Recording payment and pickup.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Pickup {
+    pub paid_usd: Option<f64>,
+    pub payment_ref: Option<String>,
+    pub weight_g: Option<f64>,
+    pub picked_up_by: Option<String>,
+}
+
+/// Everything that can happen to a job.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Approve(Approval),
+    Reject { reasons: Vec<String> },
+    ResendConfirmation,
+    Confirm,
+    Dispatch { printer: String },
+    Fail { reason: String, cause: FailureCause },
+    Complete,
+    Pickup(Pickup),
+    Archive,
+    UpdateNotes { notes: String },
+    Lock { until: DateTime<Utc> },
+    Unlock,
+    MarkViewed,
+}
+
+impl Action {
+    /// A short verb for messages ("cannot approve job 17: …").
+    pub fn verb(&self) -> &'static str {
+        match self {
+            Action::Approve(_) => "approve",
+            Action::Reject { .. } => "reject",
+            Action::ResendConfirmation => "resend the confirmation of",
+            Action::Confirm => "confirm",
+            Action::Dispatch { .. } => "dispatch",
+            Action::Fail { .. } => "mark as failed",
+            Action::Complete => "complete",
+            Action::Pickup(_) => "record the pickup of",
+            Action::Archive => "archive",
+            Action::UpdateNotes { .. } => "edit the notes of",
+            Action::Lock { .. } => "lock",
+            Action::Unlock => "unlock",
+            Action::MarkViewed => "mark as viewed",
+        }
+    }
+
+    /// The statuses this action may start from (`None`: any status).
+    pub fn allowed_from(&self) -> Option<&'static [Status]> {
+        use Status::*;
+        match self {
+            Action::Approve(_) => Some(&[Uploaded]),
+            Action::Reject { .. } => Some(&[Uploaded, Pending, ReadyToPrint]),
+            Action::ResendConfirmation | Action::Confirm => Some(&[Pending]),
+            Action::Dispatch { .. } => Some(&[ReadyToPrint]),
+            Action::Fail { .. } | Action::Complete => Some(&[Printing]),
+            Action::Pickup(_) => Some(&[Completed]),
+            Action::Archive => Some(&[PaidPickedUp, Rejected]),
+            Action::UpdateNotes { .. } | Action::Lock { .. } | Action::Unlock => None,
+            Action::MarkViewed => None,
+        }
+    }
+
+    /// Who may take this action.
+    fn permitted(&self, actor: &Actor) -> bool {
+        match (self, actor) {
+            (Action::Confirm, Actor::Student) => true,
+            (Action::Confirm, _) | (_, Actor::Student) => false,
+            (Action::Dispatch { .. } | Action::Fail { .. } | Action::Complete, _) => true,
+            (_, Actor::Staff { .. }) => true,
+            (_, Actor::System { .. }) => false,
+        }
+    }
+}
+
+/// A side effect the caller carries out inside the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Make a new confirmation token (killing older ones) and queue the confirmation mail.
+    SendConfirmation,
+    /// Queue the rejection mail.
+    SendRejection,
+    /// Queue the "ready for pickup" mail.
+    SendPickupNotice,
+    /// Forget the job's confirmation tokens.
+    RevokeConfirmation,
+    /// The printer now prints this job.
+    PrinterStarted { printer: String },
+    /// The printer stopped printing this job; its bed needs clearing.
+    PrinterStopped { printer: String },
+}
+
+/// The result of a legal action.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub job: Job,
+    pub events: Vec<EventDraft>,
+    pub effects: Vec<Effect>,
+}
+
+/// Why an action was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TransitionError {
+    /// The action does not apply to the job's current status.
+    #[error("cannot {verb} job {job}: it is {status} (only possible from {allowed})")]
+    IllegalTransition {
+        verb: &'static str,
+        job: String,
+        status: Status,
+        allowed: String,
+    },
+    /// Another staff member holds the edit lock.
+    #[error("job {job} is locked by {holder} until {until}")]
+    Locked {
+        job: String,
+        holder: String,
+        until: DateTime<Utc>,
+    },
+    /// The actor may not take this action at all.
+    #[error("{actor} may not {verb} a job")]
+    NotPermitted { actor: String, verb: &'static str },
+    /// A value in the request does not make sense.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Applies `action` by `actor` at `now` to `job`.
+pub fn apply(
+    job: &Job,
+    action: &Action,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Transition, TransitionError> {
+    check_permitted(job, action, actor, now)?;
+    let mut next = job.clone();
+    let from = job.status;
+    let (event, effects) = change(&mut next, action, actor, now)?;
+    if next != *job {
+        next.updated_at = now;
+    }
+    let events = event
+        .map(|(event_type, mut details)| {
+            if next.status != from {
+                details["from"] = json!(from);
+                details["to"] = json!(next.status);
+            }
+            EventDraft {
+                event_type,
+                details,
+            }
+        })
+        .into_iter()
+        .collect();
+    Ok(Transition {
+        job: next,
+        events,
+        effects,
+    })
+}
+
+fn check_permitted(
+    job: &Job,
+    action: &Action,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(), TransitionError> {
+    if !action.permitted(actor) {
+        return Err(TransitionError::NotPermitted {
+            actor: actor.triggered_by(),
+            verb: action.verb(),
+        });
+    }
+    if let Some(allowed) = action.allowed_from()
+        && !allowed.contains(&job.status)
+    {
+        return Err(TransitionError::IllegalTransition {
+            verb: action.verb(),
+            job: job.id.to_string(),
+            status: job.status,
+            allowed: allowed
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(" or "),
+        });
+    }
+    if let Actor::Staff { name, .. } = actor
+        && !matches!(action, Action::MarkViewed)
+        && let Some((holder, until)) = job.locked_against(name, now)
+    {
+        return Err(TransitionError::Locked {
+            job: job.id.to_string(),
+            holder: holder.to_string(),
+            until,
+        });
+    }
+    Ok(())
+}
+
+type Change = (Option<(EventType, serde_json::Value)>, Vec<Effect>);
+
+/// Mutates `job` for a permitted action and says what to record.
+fn change(
+    job: &mut Job,
+    action: &Action,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Change, TransitionError> {
+    let printer = job.printer.clone().unwrap_or_default();
+    Ok(match action {
+        Action::Approve(approval) => approve(job, approval)?,
+        Action::Reject { reasons } => {
+            let reasons: Vec<String> = reasons
+                .iter()
+                .map(|r| r.trim().to_string())
+                .filter(|r| !r.is_empty())
+                .collect();
+            if reasons.is_empty() {
+                return Err(TransitionError::Invalid(
+                    "a rejection needs at least one reason for the student".into(),
+                ));
+            }
+            job.status = Status::Rejected;
+            job.reject_reasons = reasons.clone();
+            let effects = vec![Effect::RevokeConfirmation, Effect::SendRejection];
+            (
+                Some((EventType::StaffRejected, json!({ "reasons": reasons }))),
+                effects,
+            )
+        }
+        Action::ResendConfirmation => (
+            Some((EventType::ConfirmationResent, json!({}))),
+            vec![Effect::SendConfirmation],
+        ),
+        Action::Confirm => {
+            job.status = Status::ReadyToPrint;
+            job.student_confirmed = true;
+            (
+                Some((EventType::StudentConfirmed, json!({}))),
+                vec![Effect::RevokeConfirmation],
+            )
+        }
+        Action::Dispatch { printer } => {
+            job.status = Status::Printing;
+            job.printer = Some(printer.clone());
+            job.progress = Some(Default::default());
+            let details = json!({ "printer": printer, "attempt": job.attempts + 1 });
+            let effects = vec![Effect::PrinterStarted {
+                printer: printer.clone(),
+            }];
+            (Some((EventType::PrintStarted, details)), effects)
+        }
+        Action::Fail { reason, cause } => {
+            job.status = Status::ReadyToPrint;
+            job.attempts += 1;
+            job.progress = None;
+            let details = json!({
+                "printer": printer, "reason": reason, "cause": cause, "attempts": job.attempts,
+            });
+            let effects = vec![Effect::PrinterStopped { printer }];
+            (Some((EventType::PrintFailed, details)), effects)
+        }
+        Action::Complete => {
+            job.status = Status::Completed;
+            job.progress = None;
+            let manual = matches!(actor, Actor::Staff { .. });
+            let details = json!({ "printer": printer, "manual_override": manual });
+            let effects = vec![Effect::PrinterStopped { printer }, Effect::SendPickupNotice];
+            (Some((EventType::PrintCompleted, details)), effects)
+        }
+        Action::Pickup(pickup) => record_pickup(job, pickup)?,
+        Action::Archive => {
+            job.status = Status::Archived;
+            (Some((EventType::JobArchived, json!({}))), vec![])
+        }
+        Action::UpdateNotes { notes } => {
+            job.notes = notes.clone();
+            (
+                Some((EventType::NotesUpdated, json!({ "notes": notes }))),
+                vec![],
+            )
+        }
+        Action::Lock { until } => {
+            if *until <= now {
+                return Err(TransitionError::Invalid(
+                    "a lock must end in the future".into(),
+                ));
+            }
+            job.locked_by = Some(actor.triggered_by());
+            job.locked_until = Some(*until);
+            (
+                Some((EventType::JobLocked, json!({ "until": until }))),
+                vec![],
+            )
+        }
+        Action::Unlock => {
+            let held = job.locked_by.take().is_some();
+            job.locked_until = None;
+            let event = held.then(|| (EventType::JobUnlocked, json!({})));
+            (event, vec![])
+        }
+        Action::MarkViewed => {
+            job.staff_viewed_at.get_or_insert(now);
+            (None, vec![])
+        }
+    })
+}
+
+fn approve(job: &mut Job, approval: &Approval) -> Result<Change, TransitionError> {
+    for (field, value) in [
+        ("weight_g", approval.weight_g),
+        ("time_hours", approval.time_hours),
+        ("cost_usd", Some(approval.cost_usd)),
+    ] {
+        if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+            return Err(TransitionError::Invalid(format!(
+                "{field} must be a number of zero or more"
+            )));
+        }
+    }
+    job.status = Status::Pending;
+    job.material = Some(approval.material.clone());
+    job.color = Some(approval.color.clone());
+    if approval.printer.is_some() {
+        job.printer = approval.printer.clone();
+    }
+    job.weight_g = approval.weight_g;
+    job.time_hours = approval.time_hours;
+    job.cost_usd = Some(approval.cost_usd);
+    let details = json!({
+        "material": approval.material, "color": approval.color, "printer": job.printer,
+        "weight_g": approval.weight_g, "time_hours": approval.time_hours,
+        "cost_usd": approval.cost_usd,
+    });
+    Ok((
+        Some((EventType::StaffApproved, details)),
+        vec![Effect::SendConfirmation],
+    ))
+}
+
+fn record_pickup(job: &mut Job, pickup: &Pickup) -> Result<Change, TransitionError> {
+    if pickup
+        .paid_usd
+        .is_some_and(|paid| !paid.is_finite() || paid < 0.0)
+    {
+        return Err(TransitionError::Invalid(
+            "paid_usd must be zero or more".into(),
+        ));
+    }
+    job.status = Status::PaidPickedUp;
+    job.paid_usd = pickup.paid_usd.or(job.cost_usd);
+    job.payment_ref = pickup.payment_ref.clone();
+    job.picked_up_by = pickup.picked_up_by.clone();
+    if pickup.weight_g.is_some() {
+        job.weight_g = pickup.weight_g;
+    }
+    let details = json!({
+        "paid_usd": job.paid_usd, "payment_ref": job.payment_ref,
+        "picked_up_by": job.picked_up_by, "weight_g": job.weight_g,
+    });
+    Ok((Some((EventType::StatusChanged, details)), vec![]))
+}
+
+#[cfg(test)]
+mod tests;
