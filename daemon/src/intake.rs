@@ -2,9 +2,11 @@
 //!
 //! The network task coalesces incoming chunks into [`BATCH`]-sized buffers and hands
 //! each to two threads at once: one hashes (SHA-256 with the CPU's SHA extensions when
-//! present), one writes and periodically `fdatasync`s. Receiving, hashing, writing and
-//! flushing therefore overlap instead of running one after the other, and at most
-//! `2 × QUEUE × BATCH` bytes are in flight whatever the upload's size.
+//! present), one writes. Every [`SYNC_EVERY`] bytes the writer asks a third thread to
+//! `fdatasync` a clone of the file handle, so flushing runs *while* later bytes are
+//! written instead of stalling the writer (a 100 MB fsync takes ~0.1 s here). Receiving,
+//! hashing, writing and flushing therefore overlap, the final fsync has little left to
+//! do, and at most `2 × QUEUE × BATCH` bytes are in flight whatever the upload's size.
 
 use std::fs::File;
 use std::io::Write;
@@ -18,9 +20,9 @@ use tokio::sync::mpsc;
 /// Size of the buffers handed to the hashing and writing threads.
 const BATCH: usize = 1 << 20;
 /// Buffers queued per thread before the network task waits.
-const QUEUE: usize = 4;
-/// `fdatasync` after this many bytes, so the final sync has little left to flush.
-const SYNC_EVERY: u64 = 32 << 20;
+const QUEUE: usize = 8;
+/// Ask for a background `fdatasync` after this many bytes.
+const SYNC_EVERY: u64 = 4 << 20;
 
 /// An upload written to a temp file, fsynced, with its hash.
 #[derive(Debug)]
@@ -84,6 +86,12 @@ where
                     limit_mb: max_bytes >> 20,
                 });
             }
+            // Large chunks go on as they are (a `Bytes` clone is a reference count);
+            // small ones are coalesced so the threads are not woken per few KB.
+            if batch.is_empty() && chunk.len() >= BATCH / 4 {
+                send_both(&hash_tx, &write_tx, chunk).await?;
+                continue;
+            }
             batch.extend_from_slice(&chunk);
             if batch.len() >= BATCH {
                 send_both(&hash_tx, &write_tx, batch.split().freeze()).await?;
@@ -126,15 +134,36 @@ fn hash_all(mut rx: mpsc::Receiver<Bytes>) -> String {
 }
 
 fn write_all(mut file: File, mut rx: mpsc::Receiver<Bytes>) -> std::io::Result<()> {
+    // A capacity-1 channel coalesces sync requests: if a flush is still running, the
+    // next request waits in the slot and later ones are dropped (one flush covers them).
+    let (sync_tx, sync_rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let syncer = {
+        let file = file.try_clone()?;
+        std::thread::spawn(move || -> std::io::Result<()> {
+            while sync_rx.recv().is_ok() {
+                file.sync_data()?;
+            }
+            Ok(())
+        })
+    };
     let mut unsynced = 0u64;
-    while let Some(batch) = rx.blocking_recv() {
-        file.write_all(&batch)?;
-        unsynced += batch.len() as u64;
-        if unsynced >= SYNC_EVERY {
-            file.sync_data()?;
-            unsynced = 0;
+    let written: std::io::Result<()> = (|| {
+        while let Some(batch) = rx.blocking_recv() {
+            file.write_all(&batch)?;
+            unsynced += batch.len() as u64;
+            if unsynced >= SYNC_EVERY {
+                sync_tx.try_send(()).ok();
+                unsynced = 0;
+            }
         }
-    }
+        Ok(())
+    })();
+    drop(sync_tx);
+    let synced = syncer
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the flushing thread panicked")));
+    written?;
+    synced?;
     file.sync_all()
 }
 

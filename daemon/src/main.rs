@@ -159,16 +159,16 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             let job = cli::submit(&client, &file, &form, !json).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&job)?);
-            } else if job["duplicate"] == true {
-                println!(
-                    "Already submitted: job {} ({}) is {}",
-                    job["id"], job["display_name"], job["status"]
-                );
             } else {
-                println!(
-                    "Submitted: job {} ({}), status {}",
-                    job["id"], job["display_name"], job["status"]
-                );
+                let field = |key: &str| job[key].as_str().unwrap_or("?").to_string();
+                let (id, name, status) = (field("id"), field("display_name"), field("status"));
+                if job["duplicate"] == true {
+                    println!(
+                        "Already submitted: job {id} ({name}) is {status}; nothing was uploaded twice"
+                    );
+                } else {
+                    println!("Submitted: job {id} ({name}), status {status}");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

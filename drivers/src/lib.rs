@@ -1,2 +1,71 @@
-//! Printer drivers for Farmhand: one module per protocol behind the `Printer` trait,
-//! each with a simulator that speaks the real protocol over the real transport.
+//! Printer drivers for Farmhand: one module per protocol behind the [`Printer`] trait, each with
+//! a simulator that speaks the real protocol over the real transport.
+//!
+//! Layout:
+//! - [`Printer`] and the optional-ability traits ([`SdCard`], [`Console`]) are all the daemon
+//!   knows about a printer; [`PrinterStatus`] is what every driver reports.
+//! - [`marlin`] drives Marlin-compatible firmware over a serial port. Its protocol logic
+//!   (`marlin::protocol`) is a pure state machine; one task (`marlin::driver`) owns the port.
+//! - `marlin::sim` (default feature `sim`) is a Marlin firmware simulator on a real
+//!   pseudo-terminal, used by the tests, the benchmark and `farmhand demo`.
+//! - [`print_file`] is `farmhand print` without the progress bar.
+
+mod error;
+pub mod marlin;
+mod print_file;
+mod status;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+
+pub use error::DriverError;
+pub use print_file::{PrintFileOptions, print_file, print_file_with};
+pub use status::{JobProgress, PrintOutcome, PrinterState, PrinterStatus, Temp, Temperatures};
+use tokio::sync::watch;
+
+/// A boxed future, so the traits stay object-safe: the daemon holds `Arc<dyn Printer>`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the daemon can ask of any printer.
+///
+/// Calls return once the driver has accepted the request; the effect shows up on
+/// [`Printer::status`]. A job's end is reported there as [`PrinterStatus::last_outcome`].
+pub trait Printer: Send + Sync {
+    /// Open the link (if closed) and wait until the printer answers, or fail with the reason.
+    fn connect(&self) -> BoxFuture<'_, Result<(), DriverError>>;
+    /// A live view of the printer; cheap to clone, never blocks the driver.
+    fn status(&self) -> watch::Receiver<PrinterStatus>;
+    /// Start printing a G-code file from the host's disk.
+    fn start_job(&self, file: PathBuf) -> BoxFuture<'_, Result<(), DriverError>>;
+    fn pause(&self) -> BoxFuture<'_, Result<(), DriverError>>;
+    fn resume(&self) -> BoxFuture<'_, Result<(), DriverError>>;
+    /// Stop the job, park the head safely and turn the heaters off.
+    fn cancel(&self) -> BoxFuture<'_, Result<(), DriverError>>;
+    /// Close the link; the driver stays offline until [`Printer::connect`].
+    fn disconnect(&self) -> BoxFuture<'_, Result<(), DriverError>>;
+
+    /// The SD-card ability, or `Unsupported` when this printer has none.
+    fn sd_card(&self) -> Result<&dyn SdCard, DriverError> {
+        Err(DriverError::Unsupported {
+            capability: "printing from the printer's SD card",
+        })
+    }
+    /// Raw command access (staff console), or `Unsupported`.
+    fn console(&self) -> Result<&dyn Console, DriverError> {
+        Err(DriverError::Unsupported {
+            capability: "a G-code console",
+        })
+    }
+}
+
+/// Printing from the printer's own storage, so a print survives the host restarting.
+pub trait SdCard: Send + Sync {
+    /// Upload `file` to the card (under a name the driver picks) and start printing it.
+    fn start_sd_job(&self, file: PathBuf) -> BoxFuture<'_, Result<(), DriverError>>;
+}
+
+/// Sending one raw command line, for a staff console.
+pub trait Console: Send + Sync {
+    fn send_gcode(&self, line: String) -> BoxFuture<'_, Result<(), DriverError>>;
+}

@@ -77,6 +77,14 @@ pub enum SniffError {
 
 /// Sniffs a file on disk. Zip containers are opened to tell a 3MF from any other zip.
 pub fn sniff_file(path: &Path) -> Result<FileFormat, SniffError> {
+    sniff_file_named(path, &path.to_string_lossy())
+}
+
+/// Like [`sniff_file`] for a file stored under another name (an upload's temporary
+/// file): `original_name` only sharpens the error for a damaged file (a broken binary
+/// STL is described by how its size disagrees with its header); it never makes a file
+/// acceptable.
+pub fn sniff_file_named(path: &Path, original_name: &str) -> Result<FileFormat, SniffError> {
     let mut file = File::open(path)?;
     let len = file.metadata()?.len();
     let mut head = Vec::with_capacity(HEAD_LEN.min(len as usize));
@@ -84,8 +92,23 @@ pub fn sniff_file(path: &Path) -> Result<FileFormat, SniffError> {
     match sniff_head(&head, len) {
         Sniffed::Known(format) => Ok(format),
         Sniffed::Zip => Ok(classify_zip(File::open(path)?)?),
-        Sniffed::Unknown(detected) => Err(NotAModel { detected }.into()),
+        Sniffed::Unknown(detected) => {
+            let detected = broken_stl(original_name, &head, len).unwrap_or(detected);
+            Err(NotAModel { detected }.into())
+        }
     }
+}
+
+/// An unrecognised binary file named `.stl` is most likely a damaged binary STL: say
+/// exactly how its size disagrees with its header, which the student can act on
+/// ("export again"), rather than "unrecognised binary data".
+fn broken_stl(name: &str, head: &[u8], len: u64) -> Option<String> {
+    let is_stl = Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("stl"));
+    let binary = looks_binary(strip_bom(head)) && known_binary_signature(head).is_none();
+    (is_stl && binary).then(|| crate::mesh::stl::broken_binary_reason(head, len))
 }
 
 /// Result of looking at the head of a file.
@@ -256,9 +279,7 @@ fn is_gcode_word(line: &[u8]) -> bool {
         _ => line,
     };
     match line {
-        [letter, digit, ..] if matches!(letter, b'G' | b'M' | b'T' | b'g' | b'm' | b't') => {
-            digit.is_ascii_digit()
-        }
+        [b'G' | b'M' | b'T' | b'g' | b'm' | b't', digit, ..] => digit.is_ascii_digit(),
         _ => {
             let word: Vec<u8> = line
                 .iter()
@@ -306,7 +327,8 @@ fn classify_zip(file: File) -> Result<FileFormat, NotAModel> {
     for name in archive.file_names() {
         let Ok(name) = name else { continue };
         let lower = name.to_ascii_lowercase();
-        has_model |= lower == "3d/3dmodel.model";
+        // The root part is normally 3D/3dmodel.model; _rels/.rels may name another.
+        has_model |= lower.starts_with("3d/") && lower.ends_with(".model");
         has_plate_gcode |= lower.starts_with("metadata/plate_") && lower.ends_with(".gcode");
     }
     if has_plate_gcode {
@@ -384,6 +406,29 @@ mod tests {
             sniff(b"GCDE\x01\x00\x00\x00"),
             Sniffed::Known(FileFormat::Bgcode)
         );
+    }
+
+    #[test]
+    fn a_damaged_stl_is_described_by_its_sizes() {
+        let dir = std::env::temp_dir().join(format!("sniff-stl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("upload.tmp");
+        let mut stl = vec![0u8; 80];
+        stl.extend_from_slice(&10u32.to_le_bytes());
+        stl.extend_from_slice(&[0u8; 100]);
+        std::fs::write(&path, &stl).expect("write");
+        let err = sniff_file_named(&path, "Bracket.STL").expect_err("broken");
+        assert!(
+            err.to_string()
+                .contains("truncated binary STL: header promises 10 triangles"),
+            "{err}"
+        );
+        let err = sniff_file(&path).expect_err("no hint");
+        assert!(
+            err.to_string().contains("unrecognised binary data"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -57,7 +57,11 @@ impl BlobStore {
             return Ok(dest);
         }
         let dir = dest.parent().unwrap_or(&self.root);
-        fs::create_dir_all(dir)?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir)?;
+            // The new prefix directory's own entry must reach the disk too.
+            File::open(&self.root)?.sync_all()?;
+        }
         fs::rename(temp, &dest)?;
         File::open(dir)?.sync_all()?;
         Ok(dest)

@@ -1,0 +1,48 @@
+//! Errors a driver hands to the daemon. Each message says what happened and what to do,
+//! because it ends up verbatim on the staff dashboard and in `farmhand print`'s last line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything a [`crate::Printer`] call can fail with.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum DriverError {
+    /// The driver cannot do this at all (an optional ability it lacks).
+    #[error("this printer's driver does not support {capability}")]
+    Unsupported { capability: &'static str },
+
+    #[error("cannot open serial port {port}: {reason}: check the USB cable and the port path")]
+    PortOpen { port: PathBuf, reason: String },
+
+    #[error(
+        "printer on {port} did not answer the M110 handshake within {waited:?}: check the baud rate and that the printer is powered on"
+    )]
+    HandshakeTimeout { port: PathBuf, waited: Duration },
+
+    #[error("printer did not answer M105 for {silent:?}: check the USB cable")]
+    LinkDead { silent: Duration },
+
+    #[error("serial port {port} went away: {reason}: check the USB cable")]
+    PortLost { port: PathBuf, reason: String },
+
+    #[error("printer is {state}, not {wanted}: {hint}")]
+    WrongState {
+        state: &'static str,
+        wanted: &'static str,
+        hint: &'static str,
+    },
+
+    #[error("cannot read G-code file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+
+    /// The print ended without completing; `reason` quotes the firmware when it said something.
+    #[error("print failed: {reason}")]
+    PrintFailed { reason: String },
+
+    #[error("print was cancelled")]
+    Cancelled,
+
+    /// The driver's task is gone (the daemon is shutting down).
+    #[error("the printer's driver task has stopped: restart farmhand")]
+    DriverStopped,
+}

@@ -1,0 +1,156 @@
+//! The command line as lab staff use it: check-config, serve with a bad config,
+//! submit, jobs and printers against a running farm.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn farmhand(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_farmhand"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run farmhand")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_config_accepts_the_example_and_lists_every_problem_of_a_bad_one() {
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../config/farmhand.example.toml"
+    );
+    let out = farmhand(&["check-config", example]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    for expected in [
+        "is valid",
+        "mk3-1",
+        "x1c-1",
+        "kiosk-1 (staff)",
+        "kept as .eml files",
+    ] {
+        assert!(
+            stdout.contains(expected),
+            "missing {expected:?} in:\n{stdout}"
+        );
+    }
+
+    let dir = tempfile::tempdir().expect("dir");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[storage]\ndata_dir = \"/tmp/x\"\n[[printers]]\nid = \"p\"\ndriver = \"marlin\"\n[[workstations]]\nid = \"k\"\ntoken = \"short\"\n",
+    )
+    .expect("write");
+    for command in [
+        vec!["check-config", bad.to_str().expect("path")],
+        vec!["serve", "--config", bad.to_str().expect("path")],
+    ] {
+        let out = farmhand(&command);
+        assert_eq!(out.status.code(), Some(2), "{command:?}");
+        let stderr = text(&out.stderr);
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.starts_with("farmhand: config"))
+            .collect();
+        assert_eq!(lines.len(), 2, "one line per problem:\n{stderr}");
+        assert!(
+            stderr.contains("needs `port`") && stderr.contains("too short"),
+            "{stderr}"
+        );
+    }
+    let out = farmhand(&["serve", "--config", "/nonexistent/farmhand.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("cannot read /nonexistent/farmhand.toml"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn submit_then_list_from_the_terminal() {
+    let farm = TestFarm::start().await;
+    let model = corpus("models/extruder_idler.obj");
+    let url = farm.url.clone();
+    let model_path = model.to_str().expect("path").to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        farmhand(&[
+            "submit",
+            &model_path,
+            "--name",
+            "Grace Student",
+            "--email",
+            "grace.s@example.edu",
+            "--server",
+            &url,
+            "--material",
+            "petg",
+            "--color",
+            "orange",
+        ])
+    })
+    .await
+    .expect("join");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("Submitted: job 1 (GraceStudent_PETG_Orange_1), status UPLOADED"),
+        "{stdout}"
+    );
+    let job = farm.job("1").await;
+    assert_eq!(job["format"], "obj");
+    assert_eq!(
+        job["size_bytes"],
+        std::fs::metadata(&model).expect("size").len()
+    );
+
+    let url = farm.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        farmhand(&[
+            "jobs",
+            "--server",
+            &url,
+            "--token",
+            STAFF_TOKEN,
+            "--status",
+            "uploaded",
+        ])
+    })
+    .await
+    .expect("join");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let listing = text(&out.stdout);
+    assert!(
+        listing.contains("GraceStudent_PETG_Orange_1") && listing.contains("1 job(s)"),
+        "{listing}"
+    );
+
+    let url = farm.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        farmhand(&["printers", "--server", &url, "--token", STAFF_TOKEN])
+    })
+    .await
+    .expect("join");
+    let listing = text(&out.stdout);
+    assert!(
+        listing.contains("manual-1") && listing.contains("idle"),
+        "{listing}"
+    );
+
+    // A wrong token is a clear one-line error and a non-zero exit.
+    let url = farm.url.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        farmhand(&["jobs", "--server", &url, "--token", "wrong-token"])
+    })
+    .await
+    .expect("join");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--token"),
+        "{}",
+        text(&out.stderr)
+    );
+}
