@@ -33,6 +33,7 @@ apt_install openssl openssl          # the upload benchmark's peer
 apt_install prlimit util-linux       # slicer subprocess memory limit
 apt_install prusa-slicer prusa-slicer
 apt_install CuraEngine cura-engine
+apt_install mosquitto mosquitto      # a real MQTT broker for the MQTT printer tests
 
 # CuraEngine's printer definitions ship only in the `cura` GUI package: extract them
 # without installing its 130-package GUI stack.

@@ -11,6 +11,7 @@
 //! - [`mail`]: composing mail into the durable outbox, and delivering it.
 //! - [`app`]: wiring and [`app::run`], shared by `main` and the tests.
 //! - [`cli`]: the client commands (`submit`, `jobs`, `printers`).
+//! - [`tools`]: the offline commands (`analyze`, `convert`, `thumbnail`, `print`).
 
 pub mod app;
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod mail;
 pub mod model;
 pub mod pages;
 pub mod store;
+pub mod tools;
 pub mod workflow;
 
 pub use app::run;

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use farmhand::cli::{self, Client, Submission};
 use farmhand::config::Config;
+use farmhand::tools;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -73,6 +74,37 @@ enum Command {
         token: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Prints the model or G-code analysis as JSON.
+    Analyze {
+        file: PathBuf,
+        /// Take build volumes (for "fits") and material densities from this config.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        material: Option<String>,
+    },
+    /// Converts a model (STL, OBJ, 3MF) to GLB for 3D previews.
+    Convert { input: PathBuf, output: PathBuf },
+    /// Renders a PNG thumbnail of a model or G-code file (or extracts the embedded one).
+    Thumbnail {
+        input: PathBuf,
+        output: PathBuf,
+        #[arg(long, default_value_t = 512)]
+        size: u32,
+    },
+    /// Prints one file on one printer without the daemon, with progress.
+    Print {
+        #[arg(long)]
+        driver: String,
+        #[arg(long)]
+        port: Option<PathBuf>,
+        #[arg(long, default_value_t = 115_200)]
+        baud: u32,
+        /// Upload to the printer's SD card and print from there.
+        #[arg(long)]
+        sd: bool,
+        file: PathBuf,
     },
     /// Lists printers and their states.
     Printers {
@@ -184,6 +216,57 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             } else {
                 print!("{}", cli::format_jobs(&jobs));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Analyze {
+            file,
+            config,
+            material,
+        } => {
+            let config = match config {
+                Some(path) => match load_config(&path) {
+                    Some(config) => Some(config),
+                    None => return Ok(ExitCode::from(2)),
+                },
+                None => None,
+            };
+            let opts = tools::analyze_options(config.as_ref(), material.as_deref());
+            let json = tokio::task::spawn_blocking(move || tools::analyze(&file, &opts)).await??;
+            println!("{json}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Convert { input, output } => {
+            let message =
+                tokio::task::spawn_blocking(move || tools::convert(&input, &output)).await??;
+            println!("{message}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Thumbnail {
+            input,
+            output,
+            size,
+        } => {
+            let message =
+                tokio::task::spawn_blocking(move || tools::thumbnail(&input, &output, size))
+                    .await??;
+            println!("{message}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Print {
+            driver,
+            port,
+            baud,
+            sd,
+            file,
+        } => {
+            let request = tools::PrintRequest {
+                driver,
+                port,
+                baud,
+                sd,
+                file,
+            };
+            tools::print(request).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Printers {
