@@ -42,6 +42,37 @@ pub enum DriverError {
     #[error("print was cancelled")]
     Cancelled,
 
+    /// A config key or `farmhand print` flag has a value the driver cannot use.
+    #[error("{key} = {value:?} is not usable: {hint}")]
+    InvalidSetting {
+        key: &'static str,
+        value: String,
+        hint: String,
+    },
+
+    /// The printer (or its broker or host) did not answer in time.
+    #[error("{printer} did not answer within {waited:?}: {hint}")]
+    NotAnswering {
+        printer: String,
+        waited: Duration,
+        hint: String,
+    },
+
+    /// The printer's HTTP API refused or failed a request.
+    #[error("{printer} answered {what} with {reason}: {hint}")]
+    Http {
+        printer: String,
+        what: String,
+        reason: String,
+        hint: String,
+    },
+
+    /// The small HTTP server that hands job files to MQTT printers could not run.
+    #[error(
+        "cannot serve the job file to the printer: {reason}: check that this machine may open a TCP port"
+    )]
+    FileServer { reason: String },
+
     /// The driver's task is gone (the daemon is shutting down).
     #[error("the printer's driver task has stopped: restart farmhand")]
     DriverStopped,

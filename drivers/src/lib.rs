@@ -8,11 +8,22 @@
 //!   (`marlin::protocol`) is a pure state machine; one task (`marlin::driver`) owns the port.
 //! - `marlin::sim` (default feature `sim`) is a Marlin firmware simulator on a real
 //!   pseudo-terminal, used by the tests, the benchmark and `farmhand demo`.
-//! - [`print_file`] is `farmhand print` without the progress bar.
+//! - [`mqtt`] drives generic JSON-over-MQTT printers (`docs/mqtt-schema.md`); `mqtt::sim` is a
+//!   simulated one that talks to a real broker.
+//! - [`moonraker`] drives Klipper through Moonraker's HTTP API and websocket; `moonraker::sim`
+//!   is an axum server that behaves like Moonraker for those calls.
+//! - [`prusalink`] drives Prusa printers through PrusaLink's v1 HTTP API (polled);
+//!   `prusalink::sim` is an axum stand-in.
+//! - [`print_file`] is `farmhand print --driver marlin` without the progress bar;
+//!   [`print_with`] takes a [`DriverSpec`] for any driver.
 
 mod error;
 pub mod marlin;
+pub mod moonraker;
+pub mod mqtt;
 mod print_file;
+mod print_with;
+pub mod prusalink;
 mod status;
 
 use std::future::Future;
@@ -21,6 +32,9 @@ use std::pin::Pin;
 
 pub use error::DriverError;
 pub use print_file::{PrintFileOptions, print_file, print_file_with};
+pub use print_with::{
+    DriverSpec, follow, print_moonraker, print_mqtt, print_prusalink, print_with,
+};
 pub use status::{JobProgress, PrintOutcome, PrinterState, PrinterStatus, Temp, Temperatures};
 use tokio::sync::watch;
 

@@ -1,6 +1,8 @@
 //! Shared helpers for the pty integration tests.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
