@@ -13,6 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::http::auth::Auth;
 use crate::mail::{self, Composer, MailError};
+use crate::processing;
 use crate::store::{Store, StoreError};
 use crate::workflow::{Workflow, WorkflowError};
 
@@ -39,13 +40,28 @@ pub enum RunError {
     Serve(std::io::Error),
 }
 
+/// Wake-ups for the background workers, poked after commits that give them work.
+pub struct Wakeups {
+    pub mail: Arc<Notify>,
+    pub processing: Arc<Notify>,
+}
+
 /// Opens the store and builds the shared state.
-pub fn build(config: Config, public_url: String) -> Result<(Arc<App>, Arc<Notify>), RunError> {
+pub fn build(config: Config, public_url: String) -> Result<(Arc<App>, Wakeups), RunError> {
     let config = Arc::new(config);
     let store = Store::open(&config.storage.data_dir)?;
     let composer = Arc::new(Composer::new(&config.email().from, &public_url)?);
-    let mail_wakeup = Arc::new(Notify::new());
-    let workflow = Workflow::new(store.clone(), config.clone(), composer, mail_wakeup.clone());
+    let wakeups = Wakeups {
+        mail: Arc::new(Notify::new()),
+        processing: Arc::new(Notify::new()),
+    };
+    let workflow = Workflow::new(
+        store.clone(),
+        config.clone(),
+        composer,
+        wakeups.mail.clone(),
+        wakeups.processing.clone(),
+    );
     workflow.seed(Utc::now())?;
     let auth = Auth::new(store.workstations()?);
     let app = App {
@@ -56,7 +72,7 @@ pub fn build(config: Config, public_url: String) -> Result<(Arc<App>, Arc<Notify
         pages: crate::pages::environment(),
         public_url,
     };
-    Ok((Arc::new(app), mail_wakeup))
+    Ok((Arc::new(app), wakeups))
 }
 
 /// The base URL for links: the configured one, or the address actually bound.
@@ -76,11 +92,23 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let url = public_url(&config, &listener);
-    let (app, mail_wakeup) = build(config, url)?;
+    let (app, wakeups) = build(config, url)?;
     let tasks = TaskTracker::new();
     tasks.spawn(mail::run_outbox(
         app.store.clone(),
-        mail_wakeup,
+        wakeups.mail,
+        shutdown.clone(),
+    ));
+    let workers = app
+        .config
+        .processing
+        .workers
+        .unwrap_or_else(processing::default_workers);
+    tasks.spawn(processing::run(
+        app.store.clone(),
+        app.config.clone(),
+        wakeups.processing,
+        workers,
         shutdown.clone(),
     ));
     let router = crate::http::router(app);

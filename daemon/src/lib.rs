@@ -9,6 +9,7 @@
 //! - [`lifecycle`]: the pure job state machine (`apply`).
 //! - [`store`]: redb tables and the content-addressed blob folder.
 //! - [`mail`]: composing mail into the durable outbox, and delivering it.
+//! - [`processing`]: the durable queue that analyses uploads and makes previews.
 //! - [`app`]: wiring and [`app::run`], shared by `main` and the tests.
 //! - [`cli`]: the client commands (`submit`, `jobs`, `printers`).
 //! - [`tools`]: the offline commands (`analyze`, `convert`, `thumbnail`, `print`).
@@ -22,6 +23,7 @@ pub mod lifecycle;
 pub mod mail;
 pub mod model;
 pub mod pages;
+pub mod processing;
 pub mod store;
 pub mod tools;
 pub mod workflow;

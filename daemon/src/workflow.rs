@@ -100,6 +100,7 @@ pub struct Workflow {
     config: Arc<Config>,
     composer: Arc<Composer>,
     mail_wakeup: Arc<Notify>,
+    processing_wakeup: Arc<Notify>,
 }
 
 const LOCK_MINUTES_DEFAULT: u32 = 15;
@@ -111,12 +112,14 @@ impl Workflow {
         config: Arc<Config>,
         composer: Arc<Composer>,
         mail_wakeup: Arc<Notify>,
+        processing_wakeup: Arc<Notify>,
     ) -> Self {
         Workflow {
             store,
             config,
             composer,
             mail_wakeup,
+            processing_wakeup,
         }
     }
 
@@ -154,7 +157,7 @@ impl Workflow {
 
     /// Records a new submission (its blob already committed), or finds the duplicate.
     pub fn create_job(&self, new: NewJob, now: DateTime<Utc>) -> Result<Created, WorkflowError> {
-        self.store.write(|ctx| {
+        let created = self.store.write(|ctx| -> Result<Created, WorkflowError> {
             let same_file = ctx.jobs_with_hash(&new.file_hash)?;
             let active = same_file
                 .iter()
@@ -190,8 +193,11 @@ impl Workflow {
                 details,
             };
             ctx.append_event(Some(id), &Actor::Student, draft, now)?;
+            crate::processing::enqueue(ctx, &job, now)?;
             Ok(Created::New(job))
-        })
+        })?;
+        self.processing_wakeup.notify_one();
+        Ok(created)
     }
 
     /// Applies a staff or system request to a job.
@@ -593,6 +599,7 @@ fn new_job(id: JobId, new: &NewJob, duplicate_of: Option<JobId>, now: DateTime<U
         attempts: 0,
         duplicate_of,
         analysis: json!({ "state": "pending", "format": new.format }),
+        artifacts: Default::default(),
         progress: None,
         staff_viewed_at: None,
         paid_usd: None,
