@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::fleet::Fleet;
 use crate::http::auth::Auth;
 use crate::mail::{self, Composer, MailError};
 use crate::processing;
@@ -25,6 +26,7 @@ pub struct App {
     pub auth: Auth,
     pub pages: minijinja::Environment<'static>,
     pub public_url: String,
+    pub fleet: Arc<Fleet>,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -46,10 +48,16 @@ pub struct Wakeups {
     pub processing: Arc<Notify>,
 }
 
-/// Opens the store and builds the shared state.
-pub fn build(config: Config, public_url: String) -> Result<(Arc<App>, Wakeups), RunError> {
+/// Opens the store, starts the printer drivers and builds the shared state.
+pub fn build(
+    config: Config,
+    public_url: String,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<(Arc<App>, Wakeups), RunError> {
     let config = Arc::new(config);
     let store = Store::open(&config.storage.data_dir)?;
+    let fleet = Arc::new(Fleet::start(&config, tasks, shutdown));
     let composer = Arc::new(Composer::new(&config.email().from, &public_url)?);
     let wakeups = Wakeups {
         mail: Arc::new(Notify::new()),
@@ -61,6 +69,7 @@ pub fn build(config: Config, public_url: String) -> Result<(Arc<App>, Wakeups), 
         composer,
         wakeups.mail.clone(),
         wakeups.processing.clone(),
+        fleet.clone(),
     );
     workflow.seed(Utc::now())?;
     let auth = Auth::new(store.workstations()?);
@@ -71,6 +80,7 @@ pub fn build(config: Config, public_url: String) -> Result<(Arc<App>, Wakeups), 
         auth,
         pages: crate::pages::environment(),
         public_url,
+        fleet,
     };
     Ok((Arc::new(app), wakeups))
 }
@@ -92,8 +102,18 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let url = public_url(&config, &listener);
-    let (app, wakeups) = build(config, url)?;
     let tasks = TaskTracker::new();
+    let (app, wakeups) = build(config, url, &tasks, &shutdown)?;
+    app.workflow.reconcile_on_start(Utc::now())?;
+    for (printer, status) in app.fleet.receivers() {
+        tasks.spawn(crate::fleet::track(
+            printer,
+            status,
+            app.store.clone(),
+            app.workflow.clone(),
+            shutdown.clone(),
+        ));
+    }
     tasks.spawn(mail::run_outbox(
         app.store.clone(),
         wakeups.mail,

@@ -8,6 +8,8 @@
 //! - [`workflow`]: every change, each in one store transaction.
 //! - [`lifecycle`]: the pure job state machine (`apply`).
 //! - [`store`]: redb tables and the content-addressed blob folder.
+//! - [`fleet`]: the connected printers' drivers, and the tracker that turns their status
+//!   into job progress and outcomes.
 //! - [`mail`]: composing mail into the durable outbox, and delivering it.
 //! - [`processing`]: the durable queue that analyses uploads and makes previews.
 //! - [`app`]: wiring and [`app::run`], shared by `main` and the tests.
@@ -17,6 +19,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod fleet;
 pub mod http;
 pub mod intake;
 pub mod lifecycle;

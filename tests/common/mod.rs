@@ -75,8 +75,14 @@ impl TestFarm {
 
     /// A farm with `FARMHAND_*` overrides.
     pub async fn start_with(env: &[(&str, &str)]) -> TestFarm {
+        Self::start_custom(env, "").await
+    }
+
+    /// A farm with overrides and extra TOML appended to the config (more printers).
+    pub async fn start_custom(env: &[(&str, &str)], extra_config: &str) -> TestFarm {
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("farmhand.toml"), config(dir.path())).expect("config");
+        let text = format!("{}\n{extra_config}", config(dir.path()));
+        std::fs::write(dir.path().join("farmhand.toml"), text).expect("config");
         let mut farm = TestFarm {
             dir,
             url: String::new(),

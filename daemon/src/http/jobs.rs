@@ -361,5 +361,48 @@ async fn act(
                 e.to_string(),
             )
         })??;
+    if action == "dispatch" {
+        return start_on_printer(&app, job).await.map(Json);
+    }
     Ok(Json(job_json(&job)))
+}
+
+/// After a dispatch commits, a connected printer is told to start. If it refuses, the
+/// print failed before it began: the job goes back to READYTOPRINT with the reason.
+async fn start_on_printer(app: &AppState, job: Job) -> Result<Value, ApiError> {
+    let Some(printer_id) = job.printer.clone() else {
+        return Ok(job_json(&job));
+    };
+    let Some(printer) = app.fleet.get(&printer_id).cloned() else {
+        return Ok(job_json(&job)); // a manual printer: staff start it by hand
+    };
+    let Some(gcode) = app.workflow.gcode_path(&job) else {
+        return Ok(job_json(&job));
+    };
+    let Err(error) = printer.start_job(gcode).await else {
+        return Ok(job_json(&job));
+    };
+    let reason = format!("printer {printer_id} could not start the print: {error}");
+    let fail = JobRequest::Other(Action::Fail {
+        reason: reason.clone(),
+        cause: FailureCause::Printer,
+    });
+    let workflow = app.workflow.clone();
+    let actor = crate::model::Actor::System {
+        component: "dispatch",
+    };
+    tokio::task::spawn_blocking(move || workflow.act(job.id, fail, &actor, Utc::now()))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                e.to_string(),
+            )
+        })??;
+    Err(ApiError::new(
+        axum::http::StatusCode::CONFLICT,
+        "printer_start_failed",
+        reason,
+    ))
 }
