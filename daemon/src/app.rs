@@ -11,8 +11,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::fleet::Fleet;
 use crate::http::auth::Auth;
 use crate::mail::{self, Composer, MailError};
+use crate::processing;
 use crate::store::{Store, StoreError};
 use crate::workflow::{Workflow, WorkflowError};
 
@@ -24,6 +26,7 @@ pub struct App {
     pub auth: Auth,
     pub pages: minijinja::Environment<'static>,
     pub public_url: String,
+    pub fleet: Arc<Fleet>,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -39,13 +42,35 @@ pub enum RunError {
     Serve(std::io::Error),
 }
 
-/// Opens the store and builds the shared state.
-pub fn build(config: Config, public_url: String) -> Result<(Arc<App>, Arc<Notify>), RunError> {
+/// Wake-ups for the background workers, poked after commits that give them work.
+pub struct Wakeups {
+    pub mail: Arc<Notify>,
+    pub processing: Arc<Notify>,
+}
+
+/// Opens the store, starts the printer drivers and builds the shared state.
+pub fn build(
+    config: Config,
+    public_url: String,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<(Arc<App>, Wakeups), RunError> {
     let config = Arc::new(config);
     let store = Store::open(&config.storage.data_dir)?;
+    let fleet = Arc::new(Fleet::start(&config, tasks, shutdown));
     let composer = Arc::new(Composer::new(&config.email().from, &public_url)?);
-    let mail_wakeup = Arc::new(Notify::new());
-    let workflow = Workflow::new(store.clone(), config.clone(), composer, mail_wakeup.clone());
+    let wakeups = Wakeups {
+        mail: Arc::new(Notify::new()),
+        processing: Arc::new(Notify::new()),
+    };
+    let workflow = Workflow::new(
+        store.clone(),
+        config.clone(),
+        composer,
+        wakeups.mail.clone(),
+        wakeups.processing.clone(),
+        fleet.clone(),
+    );
     workflow.seed(Utc::now())?;
     let auth = Auth::new(store.workstations()?);
     let app = App {
@@ -55,8 +80,9 @@ pub fn build(config: Config, public_url: String) -> Result<(Arc<App>, Arc<Notify
         auth,
         pages: crate::pages::environment(),
         public_url,
+        fleet,
     };
-    Ok((Arc::new(app), mail_wakeup))
+    Ok((Arc::new(app), wakeups))
 }
 
 /// The base URL for links: the configured one, or the address actually bound.
@@ -76,11 +102,33 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let url = public_url(&config, &listener);
-    let (app, mail_wakeup) = build(config, url)?;
     let tasks = TaskTracker::new();
+    let (app, wakeups) = build(config, url, &tasks, &shutdown)?;
+    app.workflow.reconcile_on_start(Utc::now())?;
+    for (printer, status) in app.fleet.receivers() {
+        tasks.spawn(crate::fleet::track(
+            printer,
+            status,
+            app.store.clone(),
+            app.workflow.clone(),
+            shutdown.clone(),
+        ));
+    }
     tasks.spawn(mail::run_outbox(
         app.store.clone(),
-        mail_wakeup,
+        wakeups.mail,
+        shutdown.clone(),
+    ));
+    let workers = app
+        .config
+        .processing
+        .workers
+        .unwrap_or_else(processing::default_workers);
+    tasks.spawn(processing::run(
+        app.store.clone(),
+        app.config.clone(),
+        wakeups.processing,
+        workers,
         shutdown.clone(),
     ));
     let router = crate::http::router(app);

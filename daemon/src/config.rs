@@ -43,6 +43,16 @@ pub struct Config {
     pub printers: Vec<PrinterConfig>,
     pub email: Option<EmailConfig>,
     pub sync: Option<SyncConfig>,
+    #[serde(default)]
+    pub processing: ProcessingConfig,
+}
+
+/// The processing queue (analysis, previews, thumbnails).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessingConfig {
+    /// Tasks run at once; default: one less than the cores, at most 2.
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -365,6 +375,9 @@ impl Config {
             problems.push(format!(
                 "server.public_url: {url:?} must start with http:// or https://"
             ));
+        }
+        if self.processing.workers.is_some_and(|w| w == 0 || w > 64) {
+            problems.push("processing.workers must be between 1 and 64".into());
         }
         if self.storage.max_upload_mb == 0 || self.storage.max_upload_mb > 10_000 {
             problems.push("storage.max_upload_mb must be between 1 and 10000".into());

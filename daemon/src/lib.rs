@@ -8,7 +8,10 @@
 //! - [`workflow`]: every change, each in one store transaction.
 //! - [`lifecycle`]: the pure job state machine (`apply`).
 //! - [`store`]: redb tables and the content-addressed blob folder.
+//! - [`fleet`]: the connected printers' drivers, and the tracker that turns their status
+//!   into job progress and outcomes.
 //! - [`mail`]: composing mail into the durable outbox, and delivering it.
+//! - [`processing`]: the durable queue that analyses uploads and makes previews.
 //! - [`app`]: wiring and [`app::run`], shared by `main` and the tests.
 //! - [`cli`]: the client commands (`submit`, `jobs`, `printers`).
 //! - [`tools`]: the offline commands (`analyze`, `convert`, `thumbnail`, `print`).
@@ -16,12 +19,14 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod fleet;
 pub mod http;
 pub mod intake;
 pub mod lifecycle;
 pub mod mail;
 pub mod model;
 pub mod pages;
+pub mod processing;
 pub mod store;
 pub mod tools;
 pub mod workflow;

@@ -307,8 +307,24 @@ async fn demo(listen: &str, data_dir: &Path) -> anyhow::Result<ExitCode> {
             format!("{:?}", data_dir.display().to_string()),
         ),
     ];
-    let config = Config::from_toml(DEMO_CONFIG, env).context("the built-in demo config")?;
-    serve(config, true).await
+    let mut config = Config::from_toml(DEMO_CONFIG, env).context("the built-in demo config")?;
+    // Each simulated printer runs until the demo stops (dropping the handle stops it).
+    let mut simulators = Vec::new();
+    for printer in &mut config.printers {
+        if printer.port.as_deref() == Some("simulated") {
+            let options = drivers::marlin::sim::SimOptions {
+                time_scale: 0.05,
+                ..Default::default()
+            };
+            let sim = drivers::marlin::sim::MarlinSim::spawn(options)
+                .context("starting a simulated Marlin printer")?;
+            printer.port = Some(sim.port_path().display().to_string());
+            simulators.push(sim);
+        }
+    }
+    let code = serve(config, true).await;
+    drop(simulators);
+    code
 }
 
 async fn serve(config: Config, demo: bool) -> anyhow::Result<ExitCode> {
@@ -327,6 +343,14 @@ async fn serve(config: Config, demo: bool) -> anyhow::Result<ExitCode> {
             "Student mail is kept in {}",
             config.storage.data_dir.join("outbox").display()
         );
+        for p in &config.printers {
+            let port = p
+                .port
+                .as_deref()
+                .map(|port| format!(" on {port}"))
+                .unwrap_or_default();
+            println!("Printer {} ({:?}){port}", p.id, p.driver);
+        }
         println!(
             "Try: farmhand submit model.stl --name \"Ada Lovelace\" --email ada@example.edu --server {url}"
         );

@@ -179,6 +179,10 @@ pub struct Job {
     pub duplicate_of: Option<JobId>,
     /// The contract's `analysis` object; `{"state": "pending"}` until it is made.
     pub analysis: serde_json::Value,
+    /// Files made from the current version, by name (`preview.glb`, `thumbnail.png`,
+    /// `gcode`) → blob SHA-256.
+    #[serde(default)]
+    pub artifacts: std::collections::BTreeMap<String, String>,
     pub progress: Option<Progress>,
     /// When a staff member first opened the job; `None` shows the NEW mark.
     pub staff_viewed_at: Option<DateTime<Utc>>,
@@ -342,4 +346,54 @@ pub struct PrinterRecord {
     pub job_id: Option<JobId>,
     /// The last job printed, kept while the bed needs clearing.
     pub last_job_id: Option<JobId>,
+}
+
+/// What a processing task makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// The `analysis` object.
+    Analyze,
+    /// `preview.glb` for the 3D viewer.
+    Preview,
+    /// `thumbnail.png`.
+    Thumbnail,
+}
+
+impl TaskKind {
+    /// Analysis first: staff need it to approve.
+    pub fn priority(self) -> u8 {
+        match self {
+            TaskKind::Analyze => 0,
+            TaskKind::Thumbnail => 1,
+            TaskKind::Preview => 2,
+        }
+    }
+}
+
+/// Where a task is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+/// One unit of work in the durable processing queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: u64,
+    pub job_id: JobId,
+    pub kind: TaskKind,
+    /// The blob (file version) the task works on; a newer version makes it moot.
+    pub input_hash: String,
+    pub state: TaskState,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }

@@ -15,10 +15,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::config::{Config, DriverKind};
+use crate::fleet::Fleet;
 use crate::lifecycle::{self, Action, Approval, Effect, TransitionError};
 use crate::mail::{Composer, ConfirmationLink, MailError, MailKind};
 use crate::model::{
-    Actor, EventDraft, EventType, FileVersion, Job, JobId, PrinterRecord, PrinterState,
+    Actor, EventDraft, EventType, FileVersion, Job, JobId, PrinterRecord, PrinterState, Progress,
     StaffMember, Status,
 };
 use crate::store::{ConfirmationToken, Store, StoreError, WorkstationRecord, WriteCtx};
@@ -100,6 +101,8 @@ pub struct Workflow {
     config: Arc<Config>,
     composer: Arc<Composer>,
     mail_wakeup: Arc<Notify>,
+    processing_wakeup: Arc<Notify>,
+    fleet: Arc<Fleet>,
 }
 
 const LOCK_MINUTES_DEFAULT: u32 = 15;
@@ -111,13 +114,64 @@ impl Workflow {
         config: Arc<Config>,
         composer: Arc<Composer>,
         mail_wakeup: Arc<Notify>,
+        processing_wakeup: Arc<Notify>,
+        fleet: Arc<Fleet>,
     ) -> Self {
         Workflow {
             store,
             config,
             composer,
             mail_wakeup,
+            processing_wakeup,
+            fleet,
         }
+    }
+
+    /// Live progress of a printing job (no event: progress is not an action).
+    pub fn record_progress(&self, id: JobId, progress: Progress) -> Result<(), WorkflowError> {
+        self.store.write(|ctx| {
+            let Some(mut job) = ctx.job(id)? else {
+                return Ok(());
+            };
+            if job.status == Status::Printing && job.progress.as_ref() != Some(&progress) {
+                job.progress = Some(progress);
+                ctx.put_job(&job)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// At start-up: a job left PRINTING on a connected printer was being streamed by
+    /// the process that died, so that print is over; it goes back to READYTOPRINT.
+    pub fn reconcile_on_start(&self, now: DateTime<Utc>) -> Result<(), WorkflowError> {
+        let actor = Actor::System {
+            component: "startup",
+        };
+        for printer in &self.config.printers {
+            let record = self.store.printer(&printer.id)?;
+            if printer.driver == DriverKind::Manual || record.state != PrinterState::Printing {
+                continue;
+            }
+            if let Some(job) = record.job_id {
+                let reason =
+                    "Farmhand restarted while streaming this print, so the printer stopped";
+                let fail = Action::Fail {
+                    reason: reason.into(),
+                    cause: lifecycle::FailureCause::Printer,
+                };
+                self.act(job, JobRequest::Other(fail), &actor, now)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The G-code file to send to a printer for this job, if it has one.
+    pub fn gcode_path(&self, job: &Job) -> Option<std::path::PathBuf> {
+        let hash = match job.format.as_str() {
+            "gcode" => Some(&job.file_hash),
+            _ => job.artifacts.get("gcode"),
+        }?;
+        Some(self.store.blobs().path(hash))
     }
 
     /// Seeds the staff list once and replaces the workstation records from the config.
@@ -154,7 +208,7 @@ impl Workflow {
 
     /// Records a new submission (its blob already committed), or finds the duplicate.
     pub fn create_job(&self, new: NewJob, now: DateTime<Utc>) -> Result<Created, WorkflowError> {
-        self.store.write(|ctx| {
+        let created = self.store.write(|ctx| -> Result<Created, WorkflowError> {
             let same_file = ctx.jobs_with_hash(&new.file_hash)?;
             let active = same_file
                 .iter()
@@ -190,8 +244,11 @@ impl Workflow {
                 details,
             };
             ctx.append_event(Some(id), &Actor::Student, draft, now)?;
+            crate::processing::enqueue(ctx, &job, now)?;
             Ok(Created::New(job))
-        })
+        })?;
+        self.processing_wakeup.notify_one();
+        Ok(created)
     }
 
     /// Applies a staff or system request to a job.
@@ -436,31 +493,16 @@ impl Workflow {
         requested: Option<String>,
     ) -> Result<String, WorkflowError> {
         if let Some(id) = requested.or_else(|| job.printer.clone()) {
-            let printer = self.printer_config(&id)?;
-            if printer.driver != DriverKind::Manual {
-                return Err(WorkflowError::Conflict {
-                    code: "printer_not_connected",
-                    message: format!(
-                        "printer {id} has no driver running in this build yet; dispatch to a manual printer"
-                    ),
-                });
-            }
-            let state = ctx.printer(&id)?.state;
-            if state != PrinterState::Idle {
-                return Err(WorkflowError::Conflict {
-                    code: "printer_busy",
-                    message: format!(
-                        "printer {id} is {} and cannot start a job now",
-                        state_name(state)
-                    ),
-                });
-            }
-            return Ok(id);
+            self.printer_config(&id)?;
+            return match self.availability(ctx, job, &id)? {
+                Ok(()) => Ok(id),
+                Err((code, message)) => Err(WorkflowError::Conflict { code, message }),
+            };
         }
         for printer in &self.config.printers {
-            let fits = printer.driver == DriverKind::Manual
-                && printer.accepts_material(job.material.as_deref());
-            if fits && ctx.printer(&printer.id)?.state == PrinterState::Idle {
+            if printer.accepts_material(job.material.as_deref())
+                && self.availability(ctx, job, &printer.id)?.is_ok()
+            {
                 return Ok(printer.id.clone());
             }
         }
@@ -472,6 +514,62 @@ impl Workflow {
                 job.material.as_deref().unwrap_or("any material")
             ),
         })
+    }
+
+    /// Whether `printer` can start `job` now, or why not.
+    fn availability(
+        &self,
+        ctx: &mut WriteCtx,
+        job: &Job,
+        printer: &str,
+    ) -> Result<Result<(), (&'static str, String)>, WorkflowError> {
+        let state = ctx.printer(printer)?.state;
+        if state != PrinterState::Idle {
+            return Ok(Err((
+                "printer_busy",
+                format!(
+                    "printer {printer} is {} and cannot start a job now",
+                    state_name(state)
+                ),
+            )));
+        }
+        let Some(config) = self.config.printer(printer) else {
+            return Ok(Err((
+                "unknown_printer",
+                format!("there is no printer {printer:?}"),
+            )));
+        };
+        if config.driver == DriverKind::Manual {
+            return Ok(Ok(()));
+        }
+        match self.fleet.status(printer).map(|s| s.state) {
+            Some(drivers::PrinterState::Idle) => {}
+            Some(other) => {
+                return Ok(Err((
+                    "printer_busy",
+                    format!(
+                        "printer {printer} is {} and cannot start a job now",
+                        format!("{other:?}").to_lowercase()
+                    ),
+                )));
+            }
+            None => {
+                return Ok(Err((
+                    "printer_not_connected",
+                    format!("printer {printer} has no driver running in this build"),
+                )));
+            }
+        }
+        if self.gcode_path(job).is_none() {
+            return Ok(Err((
+                "needs_gcode",
+                format!(
+                    "job {} has no G-code yet: upload the sliced file as a new version before sending it to {printer}",
+                    job.id
+                ),
+            )));
+        }
+        Ok(Ok(()))
     }
 
     /// Applies an action and writes everything it implies.
@@ -593,6 +691,7 @@ fn new_job(id: JobId, new: &NewJob, duplicate_of: Option<JobId>, now: DateTime<U
         attempts: 0,
         duplicate_of,
         analysis: json!({ "state": "pending", "format": new.format }),
+        artifacts: Default::default(),
         progress: None,
         staff_viewed_at: None,
         paid_usd: None,

@@ -75,8 +75,14 @@ impl TestFarm {
 
     /// A farm with `FARMHAND_*` overrides.
     pub async fn start_with(env: &[(&str, &str)]) -> TestFarm {
+        Self::start_custom(env, "").await
+    }
+
+    /// A farm with overrides and extra TOML appended to the config (more printers).
+    pub async fn start_custom(env: &[(&str, &str)], extra_config: &str) -> TestFarm {
         let dir = tempfile::tempdir().expect("temp dir");
-        std::fs::write(dir.path().join("farmhand.toml"), config(dir.path())).expect("config");
+        let text = format!("{}\n{extra_config}", config(dir.path()));
+        std::fs::write(dir.path().join("farmhand.toml"), text).expect("config");
         let mut farm = TestFarm {
             dir,
             url: String::new(),
@@ -227,6 +233,35 @@ impl TestFarm {
         job
     }
 
+    /// Waits until the job's analysis is no longer pending; returns the job.
+    pub async fn analysed(&self, id: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let job = self.job(id).await;
+            if job["analysis"]["state"] != "pending" {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} still not analysed after {timeout:?}: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// GET a file with the kiosk token: status and bytes.
+    pub async fn download(&self, path: &str) -> (u16, Vec<u8>) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(STAFF_TOKEN)
+            .send()
+            .await
+            .expect("download");
+        let status = response.status().as_u16();
+        (status, response.bytes().await.expect("bytes").to_vec())
+    }
+
     pub async fn events(&self, id: &str) -> Vec<Value> {
         let (status, body) = self.get(&format!("/api/v1/jobs/{id}/events")).await;
         assert_eq!(status, 200, "{body}");
@@ -320,11 +355,13 @@ usd_per_gram = 0.06
 id = "manual-1"
 driver = "manual"
 materials = ["PLA"]
+build_volume_mm = [250, 210, 210]
 
 [[printers]]
 id = "manual-2"
 driver = "manual"
 materials = ["PETG"]
+build_volume_mm = [80, 80, 80]
 
 [email]
 from = "Test Fab Lab <fablab@example.edu>"

@@ -50,11 +50,8 @@ async fn printers(State(app): State<AppState>, _ws: Workstation) -> Result<Json<
     let mut out = Vec::new();
     for printer in &app.config.printers {
         let record = app.store.printer(&printer.id)?;
-        let state = match (printer.driver, record.state) {
-            // Connected drivers are not running in this build: show them as offline.
-            (DriverKind::Manual, state) => state,
-            (_, _) => PrinterState::Offline,
-        };
+        let live = app.fleet.status(&printer.id);
+        let state = printer_state(printer.driver, record.state, live.as_ref());
         let progress = match record.job_id {
             Some(job) => app.store.job(job)?.and_then(|j| j.progress),
             None => None,
@@ -62,11 +59,30 @@ async fn printers(State(app): State<AppState>, _ws: Workstation) -> Result<Json<
         out.push(json!({
             "id": printer.id, "name": printer.display_name(), "driver": printer.driver,
             "state": state, "job_id": record.job_id, "progress": progress,
-            "temps": null, "error": null, "materials": printer.materials,
-            "build_volume_mm": printer.build_volume_mm,
+            "temps": live.as_ref().map(|s| &s.temps), "error": live.as_ref().and_then(|s| s.error.clone()),
+            "materials": printer.materials, "build_volume_mm": printer.build_volume_mm,
         }));
     }
     Ok(Json(Value::Array(out)))
+}
+
+/// The contract's printer state: the store knows about beds to clear; a connected
+/// printer's driver knows the rest.
+fn printer_state(
+    driver: DriverKind,
+    stored: PrinterState,
+    live: Option<&drivers::PrinterStatus>,
+) -> PrinterState {
+    if stored == PrinterState::NeedsClearing || driver == DriverKind::Manual {
+        return stored;
+    }
+    match live.map(|s| s.state) {
+        None | Some(drivers::PrinterState::Offline) => PrinterState::Offline,
+        Some(drivers::PrinterState::Idle) => PrinterState::Idle,
+        Some(drivers::PrinterState::Printing) => PrinterState::Printing,
+        Some(drivers::PrinterState::Paused) => PrinterState::Paused,
+        Some(drivers::PrinterState::Error) => PrinterState::Error,
+    }
 }
 
 #[derive(Deserialize)]
@@ -94,6 +110,19 @@ async fn printer_action(
                 .await
                 .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()))??;
             Ok(Json(json!({ "id": id, "state": PrinterState::Idle })))
+        }
+        "pause" | "resume" | "cancel" if app.fleet.get(&id).is_some() => {
+            let Some(handle) = app.fleet.get(&id).cloned() else {
+                return Err(ApiError::not_found(format!("there is no printer {id:?}")));
+            };
+            let result = match action.as_str() {
+                "pause" => handle.pause().await,
+                "resume" => handle.resume().await,
+                _ => handle.cancel().await,
+            };
+            result.map_err(|e| ApiError::new(StatusCode::CONFLICT, "printer_refused", e.to_string()))?;
+            tracing::info!(printer = %id, by = %actor.triggered_by(), "printer {action}");
+            Ok(Json(json!({ "id": id, "action": action })))
         }
         "pause" | "resume" | "cancel" => Err(ApiError::new(
             StatusCode::CONFLICT,

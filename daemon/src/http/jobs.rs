@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/jobs/{id}", get(show))
         .route("/api/v1/jobs/{id}/events", get(events))
+        .route("/api/v1/jobs/{id}/tasks", get(tasks))
         .route("/api/v1/jobs/{id}/files/versions", get(versions))
         .route("/api/v1/jobs/{id}/files/{name}", get(file))
         .route("/api/v1/jobs/{id}/{action}", post(act))
@@ -177,12 +178,56 @@ async fn file(
             )
                 .into_response())
         }
-        "preview.glb" | "thumbnail.png" | "gcode" => Err(ApiError::not_found(format!(
-            "{name} of job {} has not been made yet",
-            job.id
-        ))),
+        "preview.glb" | "thumbnail.png" | "gcode" => {
+            let hash = match name.as_str() {
+                "gcode" if job.format == "gcode" => Some(job.file_hash.clone()),
+                other => job.artifacts.get(other).cloned(),
+            };
+            let hash = hash.ok_or_else(|| {
+                ApiError::not_found(format!("{name} of job {} has not been made (yet)", job.id))
+            })?;
+            let content_type = match name.as_str() {
+                "preview.glb" => "model/gltf-binary",
+                "thumbnail.png" => "image/png",
+                _ => "text/x.gcode",
+            };
+            serve_blob(&app, &hash, content_type, None).await
+        }
         other => Err(ApiError::not_found(format!("jobs have no file {other:?}"))),
     }
+}
+
+/// Streams a blob from disk.
+async fn serve_blob(
+    app: &AppState,
+    hash: &str,
+    content_type: &'static str,
+    disposition: Option<String>,
+) -> Result<Response, ApiError> {
+    let path = app.store.blobs().path(hash);
+    let missing = |_| ApiError::not_found("the file is missing from storage");
+    let file = tokio::fs::File::open(&path).await.map_err(missing)?;
+    let size = file.metadata().await.map_err(missing)?.len();
+    let mut response = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    headers.insert(header::CONTENT_LENGTH, header::HeaderValue::from(size));
+    if let Some(value) = disposition.and_then(|d| header::HeaderValue::from_str(&d).ok()) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
+}
+
+async fn tasks(
+    State(app): State<AppState>,
+    _ws: Workstation,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = load(&app, &id)?;
+    Ok(Json(json!({ "tasks": app.store.tasks_of(job.id)? })))
 }
 
 /// Every action body names the staff member; the rest depends on the action.
@@ -316,5 +361,48 @@ async fn act(
                 e.to_string(),
             )
         })??;
+    if action == "dispatch" {
+        return start_on_printer(&app, job).await.map(Json);
+    }
     Ok(Json(job_json(&job)))
+}
+
+/// After a dispatch commits, a connected printer is told to start. If it refuses, the
+/// print failed before it began: the job goes back to READYTOPRINT with the reason.
+async fn start_on_printer(app: &AppState, job: Job) -> Result<Value, ApiError> {
+    let Some(printer_id) = job.printer.clone() else {
+        return Ok(job_json(&job));
+    };
+    let Some(printer) = app.fleet.get(&printer_id).cloned() else {
+        return Ok(job_json(&job)); // a manual printer: staff start it by hand
+    };
+    let Some(gcode) = app.workflow.gcode_path(&job) else {
+        return Ok(job_json(&job));
+    };
+    let Err(error) = printer.start_job(gcode).await else {
+        return Ok(job_json(&job));
+    };
+    let reason = format!("printer {printer_id} could not start the print: {error}");
+    let fail = JobRequest::Other(Action::Fail {
+        reason: reason.clone(),
+        cause: FailureCause::Printer,
+    });
+    let workflow = app.workflow.clone();
+    let actor = crate::model::Actor::System {
+        component: "dispatch",
+    };
+    tokio::task::spawn_blocking(move || workflow.act(job.id, fail, &actor, Utc::now()))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                e.to_string(),
+            )
+        })??;
+    Err(ApiError::new(
+        axum::http::StatusCode::CONFLICT,
+        "printer_start_failed",
+        reason,
+    ))
 }

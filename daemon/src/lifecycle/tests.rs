@@ -44,6 +44,7 @@ fn job(status: Status) -> Job {
         attempts: 0,
         duplicate_of: None,
         analysis: serde_json::json!({"state": "pending"}),
+        artifacts: Default::default(),
         progress: None,
         staff_viewed_at: None,
         paid_usd: None,

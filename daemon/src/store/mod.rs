@@ -25,7 +25,7 @@ pub use blobs::BlobStore;
 pub use write::WriteCtx;
 
 use crate::config::Role;
-use crate::model::{Event, FileVersion, Job, JobId, PrinterRecord, StaffMember, Status};
+use crate::model::{Event, FileVersion, Job, JobId, PrinterRecord, StaffMember, Status, Task};
 use tables::*;
 
 /// Errors from the store. Each says what the operator can do about it.
@@ -372,6 +372,20 @@ impl Store {
             let mail: OutboxMail = from_json("mail", row?.1.value())?;
             if mail.sent_at.is_none() {
                 out.push(mail);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The processing tasks of a job that are queued, running or failed.
+    pub fn tasks_of(&self, job: JobId) -> Result<Vec<Task>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(TASKS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let task: Task = from_json("task", row?.1.value())?;
+            if task.job_id == job {
+                out.push(task);
             }
         }
         Ok(out)

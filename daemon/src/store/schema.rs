@@ -7,7 +7,7 @@
 //!
 //! History:
 //! - 1: first release (jobs, file versions, blobs, events with four indexes, staff,
-//!   workstations, confirmation tokens, mail outbox, printers).
+//!   workstations, confirmation tokens, mail outbox, printers, processing tasks).
 
 use redb::{Database, ReadableTable, WriteTransaction};
 
@@ -90,5 +90,6 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(CONFIRM_TOKENS)?;
     txn.open_table(MAIL_OUTBOX)?;
     txn.open_table(PRINTERS)?;
+    txn.open_table(TASKS)?;
     Ok(())
 }

@@ -45,3 +45,6 @@ pub const CONFIRM_TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("c
 pub const MAIL_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("mail_outbox");
 /// printer id → PrinterRecord (JSON).
 pub const PRINTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("printers");
+
+/// task id → Task (JSON): the durable processing queue.
+pub const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");

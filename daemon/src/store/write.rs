@@ -11,7 +11,9 @@ use super::tables::*;
 use super::{
     ConfirmationToken, OutboxMail, StoreError, WorkstationRecord, from_json, micros, to_json,
 };
-use crate::model::{Actor, Event, EventDraft, FileVersion, Job, JobId, PrinterRecord, StaffMember};
+use crate::model::{
+    Actor, Event, EventDraft, FileVersion, Job, JobId, PrinterRecord, StaffMember, Task,
+};
 
 /// An open write transaction with Farmhand's operations on it.
 pub struct WriteCtx {
@@ -150,6 +152,12 @@ impl WriteCtx {
         Ok(())
     }
 
+    /// Registers a blob the store now refers to (an artifact made from a file).
+    pub fn register_blob(&mut self, hash: &str, size: u64) -> Result<(), StoreError> {
+        self.txn.open_table(BLOBS)?.insert(hash, size)?;
+        Ok(())
+    }
+
     /// One staff member.
     pub fn staff_member(&mut self, name: &str) -> Result<Option<StaffMember>, StoreError> {
         let table = self.txn.open_table(STAFF)?;
@@ -243,5 +251,36 @@ impl WriteCtx {
             .open_table(PRINTERS)?
             .insert(id, to_json(record).as_slice())?;
         Ok(())
+    }
+
+    /// Inserts or replaces a processing task.
+    pub fn put_task(&mut self, task: &Task) -> Result<(), StoreError> {
+        self.txn
+            .open_table(TASKS)?
+            .insert(task.id, to_json(task).as_slice())?;
+        Ok(())
+    }
+
+    /// Removes a finished task (finished tasks are not kept; failed ones are).
+    pub fn remove_task(&mut self, id: u64) -> Result<(), StoreError> {
+        self.txn.open_table(TASKS)?.remove(id)?;
+        Ok(())
+    }
+
+    /// One task.
+    pub fn task(&mut self, id: u64) -> Result<Option<Task>, StoreError> {
+        let table = self.txn.open_table(TASKS)?;
+        let value = table.get(id)?;
+        value.map(|v| from_json("task", v.value())).transpose()
+    }
+
+    /// Every task still in the table (queued, running or failed), by id.
+    pub fn tasks(&mut self) -> Result<Vec<Task>, StoreError> {
+        let table = self.txn.open_table(TASKS)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            out.push(from_json("task", row?.1.value())?);
+        }
+        Ok(out)
     }
 }
