@@ -154,3 +154,106 @@ async fn submit_then_list_from_the_terminal() {
         text(&out.stderr)
     );
 }
+
+fn gcode_file() -> String {
+    corpus("gcode/3DBenchy-gunwale.stl_cura413-ender3-0.20.gcode")
+        .to_str()
+        .expect("path")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn print_on_a_marlin_printer_exits_zero_only_when_the_print_completed() {
+    use drivers::marlin::sim::{MarlinSim, SimOptions};
+    let sim = MarlinSim::spawn(SimOptions::default()).expect("simulator");
+    let port = sim.port_path().to_str().expect("port").to_string();
+    let file = gcode_file();
+    let out = tokio::task::spawn_blocking(move || {
+        farmhand(&["print", "--driver", "marlin", "--port", &port, &file])
+    })
+    .await
+    .expect("join");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(sim.stats().accepted > 1000);
+
+    // A firmware halt mid-print: non-zero, with the firmware's own words.
+    let slow = MarlinSim::spawn(SimOptions {
+        time_scale: 0.02,
+        ..Default::default()
+    })
+    .expect("simulator");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_farmhand"))
+        .args([
+            "print",
+            "--driver",
+            "marlin",
+            "--port",
+            slow.port_path().to_str().expect("port"),
+            &gcode_file(),
+        ])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run farmhand print");
+    wait_for(
+        "the print to start",
+        std::time::Duration::from_secs(20),
+        || (slow.stats().accepted > 50).then_some(()),
+    )
+    .await;
+    slow.halt("Thermal Runaway, system stopped! Heater_ID: 0");
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("Thermal Runaway"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn print_on_a_moonraker_printer_and_clear_usage_errors() {
+    use drivers::moonraker::sim::{MoonrakerSim, MoonrakerSimOptions};
+    let sim = MoonrakerSim::spawn(MoonrakerSimOptions {
+        time_scale: 0.001,
+        api_key: Some("k3y".into()),
+        ..Default::default()
+    })
+    .await
+    .expect("simulator");
+    let url = sim.url().to_string();
+    let file = gcode_file();
+    let out = tokio::task::spawn_blocking(move || {
+        farmhand(&[
+            "print",
+            "--driver",
+            "moonraker",
+            "--url",
+            &url,
+            "--api-key",
+            "k3y",
+            &file,
+        ])
+    })
+    .await
+    .expect("join");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+
+    let out = farmhand(&["print", "--driver", "mqtt", "--topic", "x", &gcode_file()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("--broker"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = farmhand(&["print", "--driver", "teleporter", &gcode_file()]);
+    assert!(
+        text(&out.stderr).contains("unknown driver"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -93,17 +93,35 @@ enum Command {
         #[arg(long, default_value_t = 512)]
         size: u32,
     },
-    /// Prints one file on one printer without the daemon, with progress.
+    /// Prints one file on one printer without the daemon, with progress. Exits 0 only
+    /// when the print completed.
     Print {
+        /// marlin | mqtt | moonraker | prusalink
         #[arg(long)]
         driver: String,
+        /// Serial port (marlin).
         #[arg(long)]
         port: Option<PathBuf>,
         #[arg(long, default_value_t = 115_200)]
         baud: u32,
-        /// Upload to the printer's SD card and print from there.
+        /// Upload to the printer's SD card and print from there (marlin).
         #[arg(long)]
         sd: bool,
+        /// Base URL (moonraker, prusalink).
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        api_key: Option<String>,
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long)]
+        password: Option<String>,
+        /// Broker URL, e.g. mqtt://127.0.0.1:1883 (mqtt).
+        #[arg(long)]
+        broker: Option<String>,
+        /// Topic prefix (mqtt).
+        #[arg(long)]
+        topic: Option<String>,
         file: PathBuf,
     },
     /// Lists printers and their states.
@@ -257,6 +275,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             port,
             baud,
             sd,
+            url,
+            api_key,
+            username,
+            password,
+            broker,
+            topic,
             file,
         } => {
             let request = tools::PrintRequest {
@@ -264,6 +288,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 port,
                 baud,
                 sd,
+                url,
+                api_key,
+                username,
+                password,
+                broker,
+                topic,
                 file,
             };
             tools::print(request).await?;

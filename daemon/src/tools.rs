@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use drivers::DriverSpec;
 use indicatif::{ProgressBar, ProgressStyle};
 use slicer_bridge::AnalyzeOptions;
 
@@ -75,42 +76,88 @@ pub fn thumbnail(input: &Path, output: &Path, size: u32) -> Result<String, ToolE
     Ok(format!("wrote {} ({size}×{size} PNG)", output.display()))
 }
 
-/// What `farmhand print` drives.
+/// What `farmhand print` drives: the contract's printer keys, as flags.
+#[derive(Debug, Default)]
 pub struct PrintRequest {
     pub driver: String,
     pub port: Option<PathBuf>,
     pub baud: u32,
     pub sd: bool,
+    pub url: Option<String>,
+    pub api_key: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub broker: Option<String>,
+    pub topic: Option<String>,
     pub file: PathBuf,
+}
+
+impl PrintRequest {
+    /// The driver description, or which flag is missing.
+    fn spec(&self) -> Result<DriverSpec, ToolError> {
+        let need = |value: &Option<String>, flag: &str| {
+            value
+                .clone()
+                .ok_or_else(|| ToolError::Usage(format!("--driver {} needs {flag}", self.driver)))
+        };
+        Ok(match self.driver.as_str() {
+            "marlin" => DriverSpec::Marlin {
+                port: self
+                    .port
+                    .clone()
+                    .ok_or_else(|| ToolError::Usage("--driver marlin needs --port PATH".into()))?,
+                baud: self.baud,
+                sd: self.sd,
+            },
+            "mqtt" => DriverSpec::Mqtt {
+                broker: need(&self.broker, "--broker mqtt://HOST:PORT")?,
+                topic: need(&self.topic, "--topic T")?,
+            },
+            "moonraker" => DriverSpec::Moonraker {
+                url: need(&self.url, "--url http://HOST:7125")?,
+                api_key: self.api_key.clone(),
+            },
+            "prusalink" => DriverSpec::PrusaLink {
+                url: need(&self.url, "--url http://HOST")?,
+                api_key: self.api_key.clone(),
+                username: self.username.clone(),
+                password: self.password.clone(),
+            },
+            "bambu" => {
+                return Err(ToolError::Usage(
+                    "the Bambu Lab driver is not in this version yet (marlin, mqtt, moonraker and prusalink are)".into(),
+                ));
+            }
+            other => {
+                return Err(ToolError::Usage(format!(
+                    "unknown driver {other:?}: use marlin, mqtt, moonraker or prusalink"
+                )));
+            }
+        })
+    }
 }
 
 /// `farmhand print`: one file on one printer, with a progress bar. `Ok` only when the
 /// print completed; otherwise the printer's own error text.
 pub async fn print(request: PrintRequest) -> Result<(), ToolError> {
-    match request.driver.as_str() {
-        "marlin" => {
-            let port = request
-                .port
-                .ok_or_else(|| ToolError::Usage("--driver marlin needs --port PATH".into()))?;
-            let bar = progress_bar();
-            let shown = bar.clone();
-            let opts = drivers::PrintFileOptions {
-                port,
-                baud: request.baud,
-                sd: request.sd,
-                file: request.file,
-            };
-            let result = drivers::print_file(opts, move |status| show_status(&shown, status)).await;
-            match &result {
-                Ok(()) => bar.finish_with_message("print completed"),
-                Err(_) => bar.abandon_with_message("print failed"),
-            }
-            Ok(result?)
-        }
-        other => Err(ToolError::Usage(format!(
-            "driver {other:?} is not supported by `farmhand print` in this version (marlin is)"
-        ))),
+    let spec = request.spec()?;
+    if !request.file.is_file() {
+        return Err(ToolError::Usage(format!(
+            "{} is not a file",
+            request.file.display()
+        )));
     }
+    let bar = progress_bar();
+    let shown = bar.clone();
+    let result = drivers::print_with(spec, request.file, move |status| {
+        show_status(&shown, status)
+    })
+    .await;
+    match &result {
+        Ok(()) => bar.finish_with_message("print completed"),
+        Err(_) => bar.abandon_with_message("print failed"),
+    }
+    Ok(result?)
 }
 
 fn progress_bar() -> ProgressBar {
