@@ -49,7 +49,7 @@ pub struct Wakeups {
 }
 
 /// Opens the store, starts the printer drivers and builds the shared state.
-pub fn build(
+pub async fn build(
     config: Config,
     public_url: String,
     tasks: &TaskTracker,
@@ -57,7 +57,8 @@ pub fn build(
 ) -> Result<(Arc<App>, Wakeups), RunError> {
     let config = Arc::new(config);
     let store = Store::open(&config.storage.data_dir)?;
-    let fleet = Arc::new(Fleet::start(&config, tasks, shutdown));
+    let host = public_host(&public_url);
+    let fleet = Arc::new(Fleet::start(&config, &host, tasks, shutdown).await);
     let composer = Arc::new(Composer::new(&config.email().from, &public_url)?);
     let wakeups = Wakeups {
         mail: Arc::new(Notify::new()),
@@ -85,6 +86,16 @@ pub fn build(
     Ok((Arc::new(app), wakeups))
 }
 
+/// The host part of a URL (`http://host:port/…` → `host`), where printers reach us.
+fn public_host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match authority.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host.to_string(),
+        _ => authority.to_string(),
+    }
+}
+
 /// The base URL for links: the configured one, or the address actually bound.
 pub fn public_url(config: &Config, listener: &TcpListener) -> String {
     match (&config.server.public_url, listener.local_addr()) {
@@ -103,7 +114,7 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let url = public_url(&config, &listener);
     let tasks = TaskTracker::new();
-    let (app, wakeups) = build(config, url, &tasks, &shutdown)?;
+    let (app, wakeups) = build(config, url, &tasks, &shutdown).await?;
     app.workflow.reconcile_on_start(Utc::now())?;
     for (printer, status) in app.fleet.receivers() {
         tasks.spawn(crate::fleet::track(

@@ -19,6 +19,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod fleet;
 pub mod http;
 pub mod intake;

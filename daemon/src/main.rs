@@ -338,22 +338,14 @@ async fn demo(listen: &str, data_dir: &Path) -> anyhow::Result<ExitCode> {
         ),
     ];
     let mut config = Config::from_toml(DEMO_CONFIG, env).context("the built-in demo config")?;
-    // Each simulated printer runs until the demo stops (dropping the handle stops it).
-    let mut simulators = Vec::new();
-    for printer in &mut config.printers {
-        if printer.port.as_deref() == Some("simulated") {
-            let options = drivers::marlin::sim::SimOptions {
-                time_scale: 0.05,
-                ..Default::default()
-            };
-            let sim = drivers::marlin::sim::MarlinSim::spawn(options)
-                .context("starting a simulated Marlin printer")?;
-            printer.port = Some(sim.port_path().display().to_string());
-            simulators.push(sim);
-        }
+    let (printers, notes) = farmhand::demo::start(&mut config)
+        .await
+        .context("starting the simulated printers")?;
+    for note in notes {
+        println!("{note}");
     }
     let code = serve(config, true).await;
-    drop(simulators);
+    drop(printers);
     code
 }
 
