@@ -182,7 +182,7 @@ async fn print_on_a_marlin_printer_exits_zero_only_when_the_print_completed() {
         ..Default::default()
     })
     .expect("simulator");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_farmhand"))
+    let child = Command::new(env!("CARGO_BIN_EXE_farmhand"))
         .args([
             "print",
             "--driver",

@@ -24,6 +24,9 @@ use crate::workflow::{Created, NewJob};
 /// Room for the text fields beside the file.
 const FORM_SLACK: u64 = 1 << 20;
 const MAX_FIELDS: usize = 40;
+/// How far past the limit a refused upload is still read (and thrown away) so that the
+/// client gets a clean 413.
+const DRAIN_SLACK: u64 = 64 << 20;
 const MAX_FIELD_BYTES: usize = 4096;
 
 fn too_large(limit_mb: u64) -> ApiError {
@@ -61,17 +64,23 @@ pub async fn submit(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max_bytes + FORM_SLACK) {
+        if let Ok(mut multipart) = multipart {
+            drain(&mut multipart, max_bytes + DRAIN_SLACK).await;
+        }
         return Err(too_large(limit_mb));
     }
-    let multipart = multipart.map_err(|e| {
+    let mut multipart = multipart.map_err(|e| {
         ApiError::bad_request(
             "expected_multipart",
             format!("send the model as multipart/form-data: {e}"),
         )
     })?;
     let mut form = Form::default();
-    if let Err(e) = read_form(&app, multipart, max_bytes, &mut form).await {
+    if let Err(e) = read_form(&app, &mut multipart, max_bytes, &mut form).await {
         form.discard();
+        if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+            drain(&mut multipart, max_bytes + DRAIN_SLACK).await;
+        }
         return Err(e);
     }
     let result = accept(&app, &mut form).await;
@@ -81,7 +90,7 @@ pub async fn submit(
 
 async fn read_form(
     app: &AppState,
-    mut multipart: Multipart,
+    multipart: &mut Multipart,
     max_bytes: u64,
     form: &mut Form,
 ) -> Result<(), ApiError> {
@@ -120,6 +129,26 @@ async fn read_form(
             form.fields.insert(name, value);
         }
     }
+}
+
+/// Reads and discards the rest of a refused upload (at most `cap` bytes, 30 s), so the
+/// client, still sending, reads our 413 instead of a reset connection. Past the cap the
+/// connection is simply closed.
+async fn drain(multipart: &mut Multipart, cap: u64) {
+    let discard = async {
+        let mut seen = 0u64;
+        while let Ok(Some(mut field)) = multipart.next_field().await {
+            while let Ok(Some(chunk)) = field.chunk().await {
+                seen += chunk.len() as u64;
+                if seen > cap {
+                    return;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), discard)
+        .await
+        .ok();
 }
 
 async fn read_text(mut field: Field<'_>) -> Result<String, ApiError> {
