@@ -145,3 +145,65 @@ async fn a_task_that_fails_three_times_is_marked_failed_with_its_error() {
     assert_eq!(analyze["attempts"], 3);
     assert_eq!(analyze["last_error"].as_str(), Some(error));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_is_sliced_into_a_new_file_version_when_a_printer_has_a_profile() {
+    let profile = corpus("slicer-configs/prusa25_mk3s_0.20mm_quality_prusament_pla.ini");
+    let printer = format!(
+        "[[printers]]\nid = \"mk3s\"\ndriver = \"manual\"\nbuild_volume_mm = [250, 210, 210]\nslicer_profile = \"{}\"\n",
+        profile.display()
+    );
+    let farm = TestFarm::start_custom(&[], &printer).await;
+    let id = submit_corpus(&farm, "models/20mm-xyz-cube.stl", "slice@example.edu").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let job = loop {
+        let job = farm.job(&id).await;
+        if job["artifacts"]["gcode"].is_string() && job["analysis"]["state"] == "done" {
+            break job;
+        }
+        let (_, tasks) = farm.get(&format!("/api/v1/jobs/{id}/tasks")).await;
+        let failed = tasks["tasks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["state"] == "failed");
+        assert!(
+            !failed && std::time::Instant::now() < deadline,
+            "never sliced: {job}\n{tasks}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The sliced G-code is version 2; the model stays the current file.
+    let (_, versions) = farm.get(&format!("/api/v1/jobs/{id}/files/versions")).await;
+    let list = versions["versions"].as_array().expect("versions");
+    assert_eq!(list.len(), 2, "{versions}");
+    assert_eq!(
+        (list[1]["format"].as_str(), list[1]["filename"].as_str()),
+        (Some("gcode"), Some("20mm-xyz-cube.gcode"))
+    );
+    assert_eq!(job["format"], "stl");
+    let (status, gcode) = farm
+        .download(&format!("/api/v1/jobs/{id}/files/gcode"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&gcode[..2000.min(gcode.len())]).contains("PrusaSlicer"));
+    // Its analysis is kept beside the model's, and approval uses it: the slicer's own
+    // estimate for this cube and profile is 31m 17s and 3.94 g.
+    let sliced = &job["analysis"]["sliced"];
+    let seconds = sliced["estimated_time_s"].as_f64().expect("time");
+    assert!((seconds - 1877.0).abs() / 1877.0 < 0.05, "{seconds}");
+    let events = farm.events(&id).await;
+    let added = events
+        .iter()
+        .find(|e| e["event_type"] == "FileAdded")
+        .expect("FileAdded");
+    assert_eq!(added["triggered_by"], "system:slicer");
+    let (status, approved) = farm
+        .act(&id, "approve", serde_json::json!({ "staff": ADA }))
+        .await;
+    assert_eq!(status, 200, "{approved}");
+    assert!(
+        (approved["weight_g"].as_f64().expect("grams") - 3.94).abs() < 0.3,
+        "{approved}"
+    );
+}

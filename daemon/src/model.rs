@@ -358,6 +358,8 @@ pub enum TaskKind {
     Preview,
     /// `thumbnail.png`.
     Thumbnail,
+    /// G-code from a real slicer, when a printer has a `slicer_profile`.
+    Slice,
 }
 
 impl TaskKind {
@@ -367,6 +369,7 @@ impl TaskKind {
             TaskKind::Analyze => 0,
             TaskKind::Thumbnail => 1,
             TaskKind::Preview => 2,
+            TaskKind::Slice => 3,
         }
     }
 }

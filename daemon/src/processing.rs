@@ -8,7 +8,7 @@
 //! `max_attempts` the task is marked failed and its error shows on the job. Tasks left
 //! `running` by a crash are queued again at start-up, so a restart loses none.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::model::{Job, Task, TaskKind, TaskState};
+use crate::model::{Actor, EventDraft, EventType, FileVersion, Job, Task, TaskKind, TaskState};
 use crate::store::{Store, StoreError, WriteCtx};
 
 /// Attempts before a task is marked failed.
@@ -37,9 +37,29 @@ pub fn tasks_for(format: &str) -> &'static [TaskKind] {
     }
 }
 
+/// The slicer profile for a job: its printer's, else the first printer that has one.
+pub fn slice_profile(config: &Config, job: &Job) -> Option<PathBuf> {
+    let preferred = job.printer.as_deref().and_then(|id| config.printer(id));
+    preferred
+        .and_then(|p| p.slicer_profile.clone())
+        .or_else(|| {
+            config
+                .printers
+                .iter()
+                .find_map(|p| p.slicer_profile.clone())
+        })
+}
+
 /// Queues the tasks for `job`'s current file inside the caller's transaction.
-pub fn enqueue(ctx: &mut WriteCtx, job: &Job, now: DateTime<Utc>) -> Result<(), StoreError> {
-    for kind in tasks_for(&job.format) {
+pub fn enqueue(
+    ctx: &mut WriteCtx,
+    job: &Job,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mesh = tasks_for(&job.format).contains(&TaskKind::Preview);
+    let slice = (mesh && slice_profile(config, job).is_some()).then_some(TaskKind::Slice);
+    for kind in tasks_for(&job.format).iter().chain(slice.iter()) {
         let task = Task {
             id: ctx.next_id("next_task_id")?,
             job_id: job.id,
@@ -182,7 +202,16 @@ fn claim(
 /// What a task made.
 enum Output {
     Analysis(Value),
-    Artifact { name: &'static str, hash: String },
+    Artifact {
+        name: &'static str,
+        hash: String,
+    },
+    /// Sliced G-code: a new file version, with its own analysis.
+    Sliced {
+        hash: String,
+        size: u64,
+        analysis: Value,
+    },
 }
 
 async fn execute(store: &Store, config: &Config, task: &Task) -> Result<Output, String> {
@@ -193,6 +222,8 @@ async fn execute(store: &Store, config: &Config, task: &Task) -> Result<Output, 
     let input = store.blobs().path(&task.input_hash);
     let material = job.material.clone();
     let opts = crate::tools::analyze_options(Some(config), material.as_deref());
+    let profile = slice_profile(config, &job);
+    let format = job.format.clone();
     let (kind, store) = (task.kind, store.clone());
     let scratch = store.blobs().tmp_dir().join(format!("task-{}", task.id));
     tokio::task::spawn_blocking(move || -> Result<Output, String> {
@@ -221,10 +252,39 @@ async fn execute(store: &Store, config: &Config, task: &Task) -> Result<Output, 
                     hash: commit_artifact(&store, &out)?,
                 })
             }
+            TaskKind::Slice => {
+                let profile = profile.ok_or("no printer has a slicer_profile any more")?;
+                let out = scratch.with_extension("gcode");
+                // Slicers pick the reader by extension; blobs have none.
+                let named = scratch.with_extension(&format);
+                link_or_copy(&input, &named)?;
+                let options = slicer_bridge::SliceOptions::new(profile);
+                let sliced =
+                    slicer_bridge::slice(&named, &out, &options).map_err(|e| e.to_string());
+                std::fs::remove_file(&named).ok();
+                sliced?;
+                let analysis =
+                    slicer_bridge::analyze_file(&out, &opts).map_err(|e| e.to_string())?;
+                let size = std::fs::metadata(&out).map_err(|e| e.to_string())?.len();
+                let hash = commit_artifact(&store, &out)?;
+                Ok(Output::Sliced {
+                    hash,
+                    size,
+                    analysis: serde_json::to_value(analysis).unwrap_or_default(),
+                })
+            }
         }
     })
     .await
     .map_err(|e| format!("the task stopped unexpectedly: {e}"))?
+}
+
+/// A name for `blob` with an extension: a hard link (same file system), else a copy.
+fn link_or_copy(blob: &Path, named: &Path) -> Result<(), String> {
+    std::fs::remove_file(named).ok();
+    std::fs::hard_link(blob, named)
+        .or_else(|_| std::fs::copy(blob, named).map(|_| ()))
+        .map_err(|e| format!("could not prepare the model for the slicer: {e}"))
 }
 
 /// Fsyncs a made file and moves it into the blob store under its hash.
@@ -261,7 +321,18 @@ fn record(
             Ok(Output::Analysis(mut analysis)) => {
                 analysis["state"] = json!("done");
                 analysis["error"] = Value::Null;
+                // Results of other tasks that may have finished first stay.
+                for kept in ["sliced", "artifact_errors"] {
+                    if !job.analysis[kept].is_null() {
+                        analysis[kept] = job.analysis[kept].clone();
+                    }
+                }
                 job.analysis = analysis;
+                ctx.remove_task(task.id)?;
+            }
+            Ok(Output::Sliced { hash, size, analysis }) => {
+                add_sliced_version(ctx, &mut job, &hash, size, now)?;
+                job.analysis["sliced"] = analysis;
                 ctx.remove_task(task.id)?;
             }
             Ok(Output::Artifact { name, hash }) => {
@@ -291,6 +362,46 @@ fn record(
     })
 }
 
+/// Records sliced G-code as the job's next file version (the model stays current: it
+/// is what the student sent and what the preview shows), with a `FileAdded` event.
+fn add_sliced_version(
+    ctx: &mut WriteCtx,
+    job: &mut Job,
+    hash: &str,
+    size: u64,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let version = ctx.last_file_version(job.id)? + 1;
+    let stem = job
+        .original_filename
+        .rsplit_once('.')
+        .map_or(job.original_filename.as_str(), |(s, _)| s);
+    let file = FileVersion {
+        version,
+        hash: hash.to_string(),
+        filename: format!("{stem}.gcode"),
+        size_bytes: size,
+        format: "gcode".into(),
+        added_at: now,
+        added_by: "system:slicer".into(),
+    };
+    ctx.add_file_version(job.id, &file)?;
+    job.artifacts.insert("gcode".into(), hash.to_string());
+    let draft = EventDraft {
+        event_type: EventType::FileAdded,
+        details: json!({ "version": version, "filename": file.filename, "size_bytes": size, "sha256": hash, "made_by": "slicer" }),
+    };
+    ctx.append_event(
+        Some(job.id),
+        &Actor::System {
+            component: "slicer",
+        },
+        draft,
+        now,
+    )?;
+    Ok(())
+}
+
 /// A failed analysis makes the whole `analysis` failed; a failed preview or thumbnail
 /// is noted beside it, since the analysis may still be fine.
 fn note_failure(job: &mut Job, kind: TaskKind, error: &str) {
@@ -298,11 +409,11 @@ fn note_failure(job: &mut Job, kind: TaskKind, error: &str) {
         TaskKind::Analyze => {
             job.analysis = json!({ "state": "failed", "format": job.format, "error": error });
         }
-        TaskKind::Preview | TaskKind::Thumbnail => {
-            let name = if kind == TaskKind::Preview {
-                "preview.glb"
-            } else {
-                "thumbnail.png"
+        TaskKind::Preview | TaskKind::Thumbnail | TaskKind::Slice => {
+            let name = match kind {
+                TaskKind::Preview => "preview.glb",
+                TaskKind::Thumbnail => "thumbnail.png",
+                _ => "gcode",
             };
             job.analysis["artifact_errors"][name] = json!(error);
         }

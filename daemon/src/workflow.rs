@@ -244,7 +244,7 @@ impl Workflow {
                 details,
             };
             ctx.append_event(Some(id), &Actor::Student, draft, now)?;
-            crate::processing::enqueue(ctx, &job, now)?;
+            crate::processing::enqueue(ctx, &job, &self.config, now)?;
             Ok(Created::New(job))
         })?;
         self.processing_wakeup.notify_one();
@@ -461,10 +461,16 @@ impl Workflow {
             self.printer_config(printer)?;
         }
         let analysis = &job.analysis;
-        let weight_g = request.weight_g.or_else(|| analysis["filament_g"].as_f64());
+        // Estimates from the file itself (G-code), else from the G-code we sliced.
+        let estimate = |key: &str| {
+            analysis[key]
+                .as_f64()
+                .or_else(|| analysis["sliced"][key].as_f64())
+        };
+        let weight_g = request.weight_g.or_else(|| estimate("filament_g"));
         let time_hours = request
             .time_hours
-            .or_else(|| analysis["estimated_time_s"].as_f64().map(|s| s / 3600.0));
+            .or_else(|| estimate("estimated_time_s").map(|s| s / 3600.0));
         let cost_usd = match (request.cost_usd, weight_g) {
             (Some(cost), _) => cost,
             (None, Some(grams)) => pricing.cost_usd(&material, grams),

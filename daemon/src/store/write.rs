@@ -158,6 +158,16 @@ impl WriteCtx {
         Ok(())
     }
 
+    /// The highest file version number of a job (0 when it has none).
+    pub fn last_file_version(&mut self, job: JobId) -> Result<u32, StoreError> {
+        let table = self.txn.open_table(FILE_VERSIONS)?;
+        let last = table.range((job.0, 0)..=(job.0, u32::MAX))?.next_back();
+        Ok(match last {
+            Some(row) => row?.0.value().1,
+            None => 0,
+        })
+    }
+
     /// One staff member.
     pub fn staff_member(&mut self, name: &str) -> Result<Option<StaffMember>, StoreError> {
         let table = self.txn.open_table(STAFF)?;
