@@ -68,6 +68,25 @@ fn prusaslicer_slices_a_model_and_the_result_is_analysed() {
     std::fs::remove_dir_all(&out).ok();
 }
 
+/// A PrusaSlicer 2.9 project (its own `Slic3r_PE.config` inside, newer than the 2.5
+/// slicer here): our profile wins, and the result is real G-code, not a silent bad file.
+#[test]
+fn a_project_3mf_with_a_newer_embedded_config_slices_with_our_profile() {
+    let opts = prusa();
+    let out = common::scratch("slice-shape-box");
+    let gcode = out.join("box.gcode");
+    let model = common::corpus().join("models/Shape-Box.3mf");
+    let report = slice(&model, &gcode, &opts).unwrap_or_else(|e| panic!("{e}"));
+    assert!(report.gcode.layers > 10, "{}", report.gcode.layers);
+    assert!(
+        report.gcode.filament_mm.is_some_and(|mm| mm > 100.0),
+        "{:?}",
+        report.gcode.filament_mm
+    );
+    assert!(report.gcode.slicer_estimate_s.is_some());
+    std::fs::remove_dir_all(&out).ok();
+}
+
 #[test]
 fn a_bambu_project_prusaslicer_refuses_is_sliced_from_its_meshes() {
     let opts = prusa();
