@@ -158,19 +158,6 @@ async fn verify(farm: &TestFarm, acked: &BTreeMap<String, Acked>, ids: &[String]
     }
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_work_survives_sigkill_at_random_moments() {
     let seed: u64 = std::env::var("FARMHAND_CRASH_SEED")

@@ -42,22 +42,7 @@ async fn ready_gcode_job(farm: &TestFarm, email: &str) -> String {
         .act(&id, "approve", json!({ "staff": ADA, "weight_g": 1 }))
         .await;
     assert_eq!(status, 200, "{body}");
-    let mail = wait_for("the confirmation mail", Duration::from_secs(10), || {
-        farm.outbox()
-            .into_iter()
-            .find(|p| p.to_string_lossy().ends_with(&format!("job{id}.eml")))
-    })
-    .await;
-    let link = confirmation_link(&mail).replace("/confirm/", "/api/v1/confirm/");
-    assert_eq!(
-        farm.http
-            .post(&link)
-            .send()
-            .await
-            .expect("confirm")
-            .status(),
-        200
-    );
+    farm.confirm_by_mail(&id).await;
     id
 }
 
@@ -212,9 +197,7 @@ async fn models_without_gcode_are_refused_and_a_killed_daemon_leaves_no_job_prin
     let stl = stl["id"].as_str().expect("id").to_string();
     farm.act(&stl, "approve", json!({ "staff": ADA, "weight_g": 1 }))
         .await;
-    let mail = wait_for("mail", Duration::from_secs(10), || farm.outbox().pop()).await;
-    let link = confirmation_link(&mail).replace("/confirm/", "/api/v1/confirm/");
-    farm.http.post(&link).send().await.expect("confirm");
+    farm.confirm_by_mail(&stl).await;
     let (status, body) = farm
         .act(
             &stl,

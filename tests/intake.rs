@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use reqwest::multipart::{Form, Part};
 use serde_json::{Value, json};
@@ -273,19 +271,6 @@ async fn duplicates_follow_the_contract() {
     assert_ne!(fresh["id"], first_id.as_str());
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
 /// Builds one job in each status through the API; returns (status, job id).
 async fn one_job_per_status(farm: &TestFarm) -> Vec<(&'static str, String)> {
     let mut out = Vec::new();
@@ -306,25 +291,6 @@ async fn one_job_per_status(farm: &TestFarm) -> Vec<(&'static str, String)> {
         let (status, job) = farm.act(id, action, body).await;
         assert_eq!(status, 200, "{action} on {id}: {job}");
     };
-    let confirm = async |id: &str| {
-        let mail = wait_for("mail", Duration::from_secs(10), || {
-            farm.outbox().into_iter().find(|p| {
-                p.to_string_lossy()
-                    .ends_with(&format!("-confirmation-job{id}.eml"))
-            })
-        })
-        .await;
-        let link = confirmation_link(&mail).replace("/confirm/", "/api/v1/confirm/");
-        assert_eq!(
-            farm.http
-                .post(&link)
-                .send()
-                .await
-                .expect("confirm")
-                .status(),
-            200
-        );
-    };
     let staff = json!({ "staff": ADA });
     let uploaded = new_job(farm).await;
     out.push(("UPLOADED", uploaded));
@@ -343,7 +309,7 @@ async fn one_job_per_status(farm: &TestFarm) -> Vec<(&'static str, String)> {
     for _ in 0..5 {
         let id = new_job(farm).await;
         act(&id, "approve", json!({ "staff": ADA, "weight_g": 10 })).await;
-        confirm(&id).await;
+        farm.confirm_by_mail(&id).await;
         advanced.push(id);
     }
     out.push(("READYTOPRINT", advanced[0].clone()));

@@ -218,17 +218,7 @@ async fn a_failed_print_goes_back_to_ready_and_keeps_its_cost() {
     let id = job["id"].as_str().expect("id").to_string();
     farm.act(&id, "approve", json!({ "staff": ADA, "cost_usd": 7.5 }))
         .await;
-    let mail = wait_for("mail", Duration::from_secs(10), || farm.outbox().pop()).await;
-    let link = confirmation_link(&mail).replace("/confirm/", "/api/v1/confirm/");
-    assert_eq!(
-        farm.http
-            .post(&link)
-            .send()
-            .await
-            .expect("confirm")
-            .status(),
-        200
-    );
+    farm.confirm_by_mail(&id).await;
     farm.act(
         &id,
         "dispatch",

@@ -268,6 +268,26 @@ impl TestFarm {
         body["events"].as_array().cloned().expect("events array")
     }
 
+    /// Follows job `id`'s confirmation link from its `.eml` file, as the student would.
+    pub async fn confirm_by_mail(&self, id: &str) {
+        let suffix = format!("-confirmation-job{id}.eml");
+        let mail = wait_for("the confirmation mail", Duration::from_secs(10), || {
+            self.outbox()
+                .into_iter()
+                .find(|p| p.to_string_lossy().ends_with(&suffix))
+        })
+        .await;
+        let link = confirmation_link(&mail).replace("/confirm/", "/api/v1/confirm/");
+        let status = self
+            .http
+            .post(&link)
+            .send()
+            .await
+            .expect("confirm")
+            .status();
+        assert_eq!(status, 200, "confirming job {id} through {link}");
+    }
+
     /// The `.eml` files delivered so far, sorted by name (= by outbox id).
     pub fn outbox(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(self.data_dir().join("outbox"))
@@ -319,6 +339,20 @@ pub fn confirmation_link(eml: &Path) -> String {
         .find(|word| word.contains("/confirm/"))
         .map(str::to_string)
         .unwrap_or_else(|| panic!("no confirmation link in {}:\n{text}", eml.display()))
+}
+
+/// Every file below `dir`.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
 
 fn config(dir: &Path) -> String {
