@@ -101,12 +101,7 @@ pub async fn print_prusalink(
         auto_connect: true,
         ..cfg
     })?;
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(runner.run(stop.clone()));
-    let result = follow(&printer, file, on_status).await;
-    stop.cancel();
-    let _ = task.await;
-    result
+    drive(&printer, |stop| runner.run(stop), file, on_status).await
 }
 
 /// [`print_with`] for a Moonraker printer with every setting exposed.
@@ -119,12 +114,7 @@ pub async fn print_moonraker(
         auto_connect: true,
         ..cfg
     })?;
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(runner.run(stop.clone()));
-    let result = follow(&printer, file, on_status).await;
-    stop.cancel();
-    let _ = task.await;
-    result
+    drive(&printer, |stop| runner.run(stop), file, on_status).await
 }
 
 /// [`print_with`] for an MQTT printer with every setting exposed (file server, timeouts).
@@ -137,9 +127,22 @@ pub async fn print_mqtt(
         auto_connect: true,
         ..cfg
     })?;
+    drive(&printer, |stop| runner.run(stop), file, on_status).await
+}
+
+/// Runs a driver's runner for the length of one [`follow`], then stops it.
+async fn drive<R>(
+    printer: &dyn Printer,
+    run: impl FnOnce(CancellationToken) -> R,
+    file: PathBuf,
+    on_status: impl FnMut(&PrinterStatus),
+) -> Result<(), DriverError>
+where
+    R: Future<Output = ()> + Send + 'static,
+{
     let stop = CancellationToken::new();
-    let task = tokio::spawn(runner.run(stop.clone()));
-    let result = follow(&printer, file, on_status).await;
+    let task = tokio::spawn(run(stop.clone()));
+    let result = follow(printer, file, on_status).await;
     stop.cancel();
     let _ = task.await;
     result

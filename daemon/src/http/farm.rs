@@ -112,15 +112,16 @@ async fn printer_action(
             Ok(Json(json!({ "id": id, "state": PrinterState::Idle })))
         }
         "pause" | "resume" | "cancel" if app.fleet.get(&id).is_some() => {
-            let Some(handle) = app.fleet.get(&id).cloned() else {
-                return Err(ApiError::not_found(format!("there is no printer {id:?}")));
+            let handle = app.fleet.get(&id).cloned();
+            let result = match (handle, action.as_str()) {
+                (Some(h), "pause") => h.pause().await,
+                (Some(h), "resume") => h.resume().await,
+                (Some(h), _) => h.cancel().await,
+                (None, _) => return Err(ApiError::not_found(format!("there is no printer {id:?}"))),
             };
-            let result = match action.as_str() {
-                "pause" => handle.pause().await,
-                "resume" => handle.resume().await,
-                _ => handle.cancel().await,
-            };
-            result.map_err(|e| ApiError::new(StatusCode::CONFLICT, "printer_refused", e.to_string()))?;
+            result.map_err(|e| {
+                ApiError::new(StatusCode::CONFLICT, "printer_refused", e.to_string())
+            })?;
             tracing::info!(printer = %id, by = %actor.triggered_by(), "printer {action}");
             Ok(Json(json!({ "id": id, "action": action })))
         }

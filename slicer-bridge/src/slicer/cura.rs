@@ -19,8 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::fence::{Fence, run_fenced, slicer_error};
-use super::{SliceReport, tempdir, verify, write_stl};
-use crate::analysis::sniff;
+use super::{SliceReport, verify, write_stl};
 use crate::error::AnalysisError;
 use crate::mesh::load_mesh;
 use crate::report::guess_scale;
@@ -77,16 +76,9 @@ pub fn slice_with_cura(
     output: &Path,
     opts: &CuraOptions,
 ) -> Result<SliceReport, AnalysisError> {
-    let format = sniff(model)?;
-    if format.is_printable() {
-        return Err(AnalysisError::Unsupported {
-            reason: "the file is already G-code".into(),
-        });
-    }
-    let work = tempdir(output)?;
-    let result = slice_in(model, format, output, &work, opts);
-    std::fs::remove_dir_all(&work).ok();
-    result
+    super::in_workdir(model, output, |format, work| {
+        slice_in(model, format, output, work, opts)
+    })
 }
 
 fn slice_in(

@@ -80,6 +80,18 @@ pub fn slice(
     output: &Path,
     opts: &SliceOptions,
 ) -> Result<SliceReport, AnalysisError> {
+    in_workdir(model, output, |format, work| {
+        slice_in(model, format, output, work, opts)
+    })
+}
+
+/// The part every slicer backend shares: refuse G-code, give `run` a scratch folder
+/// beside `output` (same file system, so the final rename is atomic), remove it after.
+pub(crate) fn in_workdir(
+    model: &Path,
+    output: &Path,
+    run: impl FnOnce(FileFormat, &Path) -> Result<SliceReport, AnalysisError>,
+) -> Result<SliceReport, AnalysisError> {
     let format = sniff(model)?;
     if format.is_printable() {
         return Err(AnalysisError::Unsupported {
@@ -87,7 +99,7 @@ pub fn slice(
         });
     }
     let work = tempdir(output)?;
-    let result = slice_in(model, format, output, &work, opts);
+    let result = run(format, &work);
     std::fs::remove_dir_all(&work).ok();
     result
 }
