@@ -10,6 +10,7 @@
 //! [`schema`] for how a store written by an older Farmhand is brought up to date.
 
 pub mod blobs;
+mod mail;
 pub mod schema;
 pub mod tables;
 mod write;
@@ -22,6 +23,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 pub use blobs::BlobStore;
+pub use mail::{MailQuery, MailState, PickupReminder};
 pub use write::WriteCtx;
 
 use crate::config::Role;
@@ -97,6 +99,15 @@ pub struct OutboxMail {
     pub next_attempt_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// Set when delivery was given up (the server refused it for good).
+    #[serde(default)]
+    pub failed_at: Option<DateTime<Utc>>,
+    /// Set while an attempt is under way; still set after a crash mid-send.
+    #[serde(default)]
+    pub in_flight_since: Option<DateTime<Utc>>,
+    /// Refusals (5xx) in a row.
+    #[serde(default)]
+    pub permanent_failures: u32,
 }
 
 /// Filters for listing jobs, newest first.
@@ -370,7 +381,7 @@ impl Store {
         let mut out = Vec::new();
         for row in table.iter()? {
             let mail: OutboxMail = from_json("mail", row?.1.value())?;
-            if mail.sent_at.is_none() {
+            if mail.sent_at.is_none() && mail.failed_at.is_none() {
                 out.push(mail);
             }
         }

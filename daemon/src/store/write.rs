@@ -17,7 +17,7 @@ use crate::model::{
 
 /// An open write transaction with Farmhand's operations on it.
 pub struct WriteCtx {
-    txn: WriteTransaction,
+    pub(super) txn: WriteTransaction,
 }
 
 impl WriteCtx {
