@@ -122,7 +122,10 @@ async fn links_are_single_use_resend_kills_the_old_one_and_expiry_survives_a_res
         "an expired job waits for a resend"
     );
 
-    // Expired and never-issued tokens are indistinguishable, page and API alike.
+    // Expired and never-issued tokens are indistinguishable, page and API alike. (The
+    // restarted daemon listens on a new port: same token, new base URL.)
+    let token = lapsing_link.rsplit("/confirm/").next().expect("token");
+    let lapsing_link = format!("{}/confirm/{token}", farm.url);
     let unknown = format!("{}/confirm/{}", farm.url, "A".repeat(43));
     let (expired_status, expired_page) = get_text(&farm, &lapsing_link).await;
     let (unknown_status, unknown_page) = get_text(&farm, &unknown).await;
