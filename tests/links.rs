@@ -340,3 +340,102 @@ async fn uncollected_prints_get_reminders_and_labs_can_replace_templates() {
     assert!(mails_of(&farm, &collected, "reminder").is_empty());
     assert_eq!(mails_of(&farm, &forgotten, "reminder").len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_status_json_shows_live_progress_while_a_simulated_printer_prints() {
+    use drivers::marlin::sim::{MarlinSim, SimOptions};
+    let sim = MarlinSim::spawn(SimOptions {
+        time_scale: 0.02,
+        ..Default::default()
+    })
+    .expect("start a simulated Marlin printer");
+    let printer = format!(
+        "[[printers]]\nid = \"sim-1\"\ndriver = \"marlin\"\nport = \"{}\"\nbuild_volume_mm = [250, 210, 210]\nmaterials = [\"PLA\"]\n",
+        sim.port_path().display()
+    );
+    let farm = TestFarm::start_custom(&[], &printer).await;
+    let gcode = std::fs::read(corpus(
+        "gcode/3DBenchy-gunwale.stl_cura413-ender3-0.20.gcode",
+    ))
+    .expect("gcode");
+    let (status, job) = farm
+        .submit("gunwale.gcode", gcode, "Pro Gress", "progress@example.edu")
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().expect("id").to_string();
+    let (status, body) = farm
+        .act(&id, "approve", json!({ "staff": ADA, "weight_g": 1 }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let link = status_link(&farm, &id).await;
+    farm.confirm_by_mail(&id).await;
+    let json_url = link.replace("/status/", "/api/v1/status/");
+    let printing = wait_for(
+        "the printer to take the job",
+        Duration::from_secs(30),
+        || {
+            let (status, body) = futures_block(farm.act(
+                &id,
+                "dispatch",
+                json!({ "staff": ADA, "printer": "sim-1" }),
+            ));
+            (status == 200).then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(printing["status"], "PRINTING");
+    let progress = wait_for(
+        "progress on the status JSON",
+        Duration::from_secs(30),
+        || {
+            let (_, body) = futures_block(get_text(&farm, &json_url));
+            let body: Value = serde_json::from_str(&body).ok()?;
+            let percent = body["progress"]["percent"].as_f64()?;
+            (body["status"] == "PRINTING" && percent > 0.0).then_some(body)
+        },
+    )
+    .await;
+    assert!(
+        progress["status_text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Printing")),
+        "{progress}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_confirmation_mail_shows_the_thumbnail_inline() {
+    let farm = TestFarm::start().await;
+    let cube = std::fs::read(corpus("models/20mm-xyz-cube.stl")).expect("cube");
+    let (status, job) = farm
+        .submit("cube.stl", cube, "Thumb Nail", "thumb@example.edu")
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().expect("id").to_string();
+    wait_for("the thumbnail", Duration::from_secs(60), || {
+        let job = futures_block(farm.job(&id));
+        job["artifacts"]["thumbnail.png"]
+            .as_str()
+            .map(str::to_string)
+    })
+    .await;
+    let (status, body) = farm
+        .act(&id, "approve", json!({ "staff": ADA, "weight_g": 10 }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let mail = wait_mails(&farm, &id, "confirmation", 1).await;
+    let eml = std::fs::read_to_string(&mail[0]).expect("eml");
+    for part in [
+        "multipart/related",
+        "image/png",
+        "Content-ID: <thumbnail>",
+        "cid:thumbnail",
+    ] {
+        assert!(eml.contains(part), "{part} missing from:\n{eml}");
+    }
+}
+
+/// Runs a future to completion from inside a synchronous polling closure.
+fn futures_block<F: std::future::Future>(future: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
+}
