@@ -221,6 +221,41 @@ mod tests {
         }
     }
 
+    /// A crash between "sent" and "marked" leaves the mail in flight: the next worker
+    /// pass sends the same message again and says so on its `EmailSent` event.
+    #[tokio::test]
+    async fn a_mail_left_in_flight_by_a_crash_is_redelivered_and_flagged() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open(dir.path()).expect("store");
+        let mut queued = mail();
+        queued.eml = "Message-ID: <m@x>\r\n\r\nhello\r\n".into();
+        store.write(|ctx| ctx.put_mail(&queued)).expect("queue");
+        mark_in_flight(&store, 1, Utc::now()).expect("in flight");
+        // (the process dies here, before any outcome is recorded)
+        let outbox = dir.path().join("outbox");
+        let transport = Transport::Folder(outbox.clone());
+        assert_eq!(deliver_due(&store, &transport, Utc::now()).await, None);
+        let sent = store.mail(1).expect("read").expect("mail");
+        assert!(
+            sent.sent_at.is_some() && sent.in_flight_since.is_none(),
+            "{sent:?}"
+        );
+        let query = crate::store::EventQuery {
+            event_type: Some("EmailSent".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        let (events, _) = store.events(&query).expect("events");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].details["redelivery"], true);
+        assert_eq!(events[0].details["message_id"], "<m@x>");
+        let files: Vec<_> = std::fs::read_dir(&outbox).expect("outbox").collect();
+        assert_eq!(files.len(), 1, "one file, whatever the attempts");
+        // A second pass finds nothing to do.
+        assert_eq!(deliver_due(&store, &transport, Utc::now()).await, None);
+        assert_eq!(store.events(&query).expect("events").0.len(), 1);
+    }
+
     #[test]
     fn transient_failures_back_off_and_never_give_up() {
         let mut m = mail();

@@ -63,3 +63,30 @@ impl Templates {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_lab_template_replaces_ours_and_a_broken_one_names_its_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        std::fs::write(
+            dir.path().join("rejection.txt"),
+            "Sorry {{ job.student_name }}.",
+        )
+        .expect("write");
+        let templates = Templates::load(Some(dir.path())).expect("load");
+        let context = json!({ "job": { "student_name": "Ada" } });
+        let text = templates
+            .render(MailKind::Rejection, "txt", &context)
+            .expect("render");
+        assert_eq!(text, "Sorry Ada.");
+        std::fs::write(dir.path().join("pickup.html"), "{% if %}").expect("write");
+        let error = Templates::load(Some(dir.path()))
+            .err()
+            .expect("a syntax error");
+        assert!(error.to_string().contains("pickup.html"), "{error}");
+    }
+}
