@@ -341,3 +341,42 @@ async fn without_the_campus_ca_tls_fails_and_the_mail_waits() {
         "nothing is sent over an untrusted connection"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn smtp_auth_with_credentials_in_the_url_or_as_separate_keys() {
+    let port = free_port();
+    let server = SmtpServer::start_with(
+        port,
+        Security::Auth {
+            user: "fablab",
+            password: "s3cret pass",
+        },
+    );
+    // In the URL (percent-encoded).
+    let url = format!("smtp://fablab:s3cret%20pass@127.0.0.1:{port}");
+    let farm = TestFarm::start_with(&[("FARMHAND_EMAIL__SMTP_URL", &url)]).await;
+    let id = submitted(&farm, 61, "auth-url@example.edu").await;
+    approve(&farm, &id).await;
+    received(&server, 1, Duration::from_secs(20)).await;
+    drop(farm);
+
+    // As separate keys, the password from a file.
+    let secrets = tempfile::tempdir().expect("dir");
+    let password_file = secrets.path().join("smtp.password");
+    std::fs::write(&password_file, "s3cret pass\n").expect("password file");
+    let plain = format!("smtp://127.0.0.1:{port}");
+    let farm = TestFarm::start_with(&[
+        ("FARMHAND_EMAIL__SMTP_URL", &plain),
+        ("FARMHAND_EMAIL__USERNAME", "fablab"),
+        (
+            "FARMHAND_EMAIL__PASSWORD_FILE",
+            &password_file.display().to_string(),
+        ),
+    ])
+    .await;
+    let id = submitted(&farm, 62, "auth-keys@example.edu").await;
+    approve(&farm, &id).await;
+    let mails = received(&server, 2, Duration::from_secs(20)).await;
+    assert!(mails.iter().any(|m| m.rcpt_to() == "auth-keys@example.edu"));
+    assert_eq!(server.files().len(), 2);
+}

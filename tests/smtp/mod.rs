@@ -23,12 +23,18 @@ pub struct TlsFiles {
 }
 
 /// How the server speaks.
+#[derive(Clone, Copy)]
 pub enum Security<'a> {
     Plain,
     /// STARTTLS offered and required before MAIL FROM.
     StartTls(&'a TlsFiles),
     /// Implicit TLS from the first byte (smtps).
     Implicit(&'a TlsFiles),
+    /// AUTH (PLAIN or LOGIN) with this one account required before MAIL FROM.
+    Auth {
+        user: &'a str,
+        password: &'a str,
+    },
 }
 
 pub struct SmtpServer {
@@ -51,12 +57,22 @@ impl SmtpServer {
             std::fs::create_dir_all(maildir.join(sub)).expect("maildir");
         }
         let mut command = Command::new("python3");
-        command
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"]);
+        if let Security::Auth { user, password } = security {
+            let script =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/assets/smtp_auth_server.py");
+            command
+                .arg(script)
+                .args(["127.0.0.1", &port.to_string()])
+                .arg(&maildir)
+                .args([user, password]);
+        } else {
+            command
+                .args(["-m", "aiosmtpd", "-n", "-l"])
+                .arg(format!("127.0.0.1:{port}"))
+                .args(["-c", "aiosmtpd.handlers.Mailbox"]);
+        }
         match security {
-            Security::Plain => {}
+            Security::Plain | Security::Auth { .. } => {}
             Security::StartTls(tls) => {
                 command
                     .arg("--tlscert")
@@ -73,12 +89,12 @@ impl SmtpServer {
             }
         }
         let log = std::fs::File::create(dir.path().join("smtpd.log")).expect("log");
-        let child = command
-            .arg(&maildir)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("python3 must be installed to run the SMTP test server (scripts/install-test-deps.sh)");
+        if !matches!(security, Security::Auth { .. }) {
+            command.arg(&maildir);
+        }
+        let child = command.stdout(Stdio::null()).stderr(log).spawn().expect(
+            "python3 must be installed to run the SMTP test server (scripts/install-test-deps.sh)",
+        );
         let mut server = SmtpServer {
             port,
             maildir,
