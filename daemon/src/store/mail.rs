@@ -47,6 +47,25 @@ pub struct PickupReminder {
     pub sent: u32,
 }
 
+/// Fills the pending-mail index once for a store written before it existed.
+pub(super) fn index_pending_mail(txn: &redb::WriteTransaction) -> Result<(), StoreError> {
+    let mut meta = txn.open_table(META)?;
+    if meta.get("mail_pending_indexed")?.is_some() {
+        return Ok(());
+    }
+    let outbox = txn.open_table(MAIL_OUTBOX)?;
+    let mut pending = txn.open_table(MAIL_PENDING)?;
+    for row in outbox.iter()? {
+        let (id, value) = row?;
+        let mail: OutboxMail = from_json("mail", value.value())?;
+        if mail.sent_at.is_none() && mail.failed_at.is_none() {
+            pending.insert(id.value(), ())?;
+        }
+    }
+    meta.insert("mail_pending_indexed", 1)?;
+    Ok(())
+}
+
 impl Store {
     /// The outbox, newest first, and the cursor of the next page.
     pub fn list_mail(

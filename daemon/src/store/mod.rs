@@ -374,13 +374,17 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// Mails not yet delivered, oldest first.
+    /// Mails not yet delivered (nor given up), oldest first.
     pub fn pending_mail(&self) -> Result<Vec<OutboxMail>, StoreError> {
         let txn = self.db.begin_read()?;
+        let pending = txn.open_table(MAIL_PENDING)?;
         let table = txn.open_table(MAIL_OUTBOX)?;
         let mut out = Vec::new();
-        for row in table.iter()? {
-            let mail: OutboxMail = from_json("mail", row?.1.value())?;
+        for row in pending.iter()? {
+            let Some(raw) = table.get(row?.0.value())? else {
+                continue;
+            };
+            let mail: OutboxMail = from_json("mail", raw.value())?;
             if mail.sent_at.is_none() && mail.failed_at.is_none() {
                 out.push(mail);
             }

@@ -93,5 +93,7 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(TASKS)?;
     txn.open_table(SECRETS)?;
     txn.open_table(PICKUP_REMINDERS)?;
+    txn.open_table(MAIL_PENDING)?;
+    super::mail::index_pending_mail(txn)?;
     Ok(())
 }
