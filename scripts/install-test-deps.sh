@@ -34,6 +34,21 @@ apt_install prlimit util-linux       # slicer subprocess memory limit
 apt_install prusa-slicer prusa-slicer
 apt_install CuraEngine cura-engine
 apt_install mosquitto mosquitto      # a real MQTT broker for the MQTT printer tests
+apt_install python3 python3          # runs the aiosmtpd SMTP test server
+
+# A real SMTP server for the mail tests: PyPI's aiosmtpd (`python3 -m aiosmtpd`).
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+    echo "== installing aiosmtpd (PyPI) for the mail tests"
+    if ! python3 -m pip --version >/dev/null 2>&1; then
+        apt_update
+        apt-get install -y -qq --no-install-recommends python3-pip >/dev/null
+    fi
+    # Debian's own python3 refuses user packages without --break-system-packages.
+    python3 -m pip install -q aiosmtpd 2>/dev/null \
+        || python3 -m pip install -q --break-system-packages aiosmtpd
+    python3 -c 'import aiosmtpd' >/dev/null 2>&1 || {
+        echo "could not install the PyPI package aiosmtpd (python3 -m pip install aiosmtpd)" >&2; exit 1; }
+fi
 
 # CuraEngine's printer definitions ship only in the `cura` GUI package: extract them
 # without installing its 130-package GUI stack.

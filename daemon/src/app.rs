@@ -27,6 +27,12 @@ pub struct App {
     pub pages: minijinja::Environment<'static>,
     pub public_url: String,
     pub fleet: Arc<Fleet>,
+    /// Makes and checks the students' status-page links.
+    pub status_links: crate::status_link::StatusLinks,
+    /// The per-address limit on the confirmation endpoints.
+    pub link_limiter: crate::http::ratelimit::LinkLimiter,
+    /// Where mail goes (SMTP or `.eml` files).
+    pub mail_transport: Arc<mail::Transport>,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -59,7 +65,15 @@ pub async fn build(
     let store = Store::open(&config.storage.data_dir)?;
     let host = public_host(&public_url);
     let fleet = Arc::new(Fleet::start(&config, &host, tasks, shutdown).await);
-    let composer = Arc::new(Composer::new(&config.email().from, &public_url)?);
+    let email = config.email();
+    let status_links = crate::status_link::StatusLinks::new(
+        store.secret(crate::status_link::StatusLinks::SECRET_NAME)?,
+    );
+    let composer = Arc::new(Composer::new(&email, &public_url, status_links.clone())?);
+    let mail_transport = Arc::new(mail::Transport::from_config(
+        &email,
+        &config.storage.data_dir,
+    )?);
     let wakeups = Wakeups {
         mail: Arc::new(Notify::new()),
         processing: Arc::new(Notify::new()),
@@ -82,6 +96,9 @@ pub async fn build(
         pages: crate::pages::environment(),
         public_url,
         fleet,
+        status_links,
+        link_limiter: crate::http::ratelimit::LinkLimiter::new(email.confirm_requests_per_minute),
+        mail_transport,
     };
     Ok((Arc::new(app), wakeups))
 }
@@ -127,7 +144,12 @@ pub async fn run(
     }
     tasks.spawn(mail::run_outbox(
         app.store.clone(),
+        app.mail_transport.clone(),
         wakeups.mail,
+        shutdown.clone(),
+    ));
+    tasks.spawn(crate::workflow::mail::run(
+        app.workflow.clone(),
         shutdown.clone(),
     ));
     let workers = app
@@ -143,6 +165,8 @@ pub async fn run(
         shutdown.clone(),
     ));
     let router = crate::http::router(app);
+    // The peer address feeds the per-address rate limit on the students' links.
+    let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let serve =
         axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     let result = serve.await.map_err(RunError::Serve);

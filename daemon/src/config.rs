@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod email;
+pub use email::EmailConfig;
+
 /// Everything wrong with a configuration, one line per problem.
 #[derive(Debug, thiserror::Error)]
 #[error("{}", problems.join("\n"))]
@@ -301,36 +304,6 @@ impl PrinterConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EmailConfig {
-    /// Absent: mail is kept as `.eml` files in `data_dir/outbox/`.
-    pub smtp_url: Option<String>,
-    #[serde(default = "default_from")]
-    pub from: String,
-    /// How long a confirmation link works.
-    #[serde(default = "default_confirmation_days")]
-    pub confirmation_ttl_days: u32,
-}
-
-fn default_from() -> String {
-    "Fab Lab <fablab@localhost>".into()
-}
-
-fn default_confirmation_days() -> u32 {
-    7
-}
-
-impl Default for EmailConfig {
-    fn default() -> Self {
-        EmailConfig {
-            smtp_url: None,
-            from: default_from(),
-            confirmation_ttl_days: default_confirmation_days(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SyncConfig {
     pub url: String,
     pub endpoint: Option<String>,
@@ -397,6 +370,7 @@ impl Config {
             }
             problems.extend(printer.problems());
         }
+        problems.extend(self.email().problems());
         if problems.is_empty() {
             Ok(())
         } else {
@@ -498,7 +472,11 @@ impl Config {
         }
         let email = self.email();
         out.push(match &email.smtp_url {
-            Some(url) => format!("e-mail:        SMTP {url} from {}", email.from),
+            Some(_) => format!(
+                "e-mail:        SMTP {} from {}",
+                email.smtp_redacted(),
+                email.from
+            ),
             None => format!(
                 "e-mail:        kept as .eml files in {}",
                 self.storage.data_dir.join("outbox").display()

@@ -11,6 +11,7 @@
 //! - [`fleet`]: the connected printers' drivers, and the tracker that turns their status
 //!   into job progress and outcomes.
 //! - [`mail`]: composing mail into the durable outbox, and delivering it.
+//! - [`status_link`]: the HMAC tokens of the students' status-page links.
 //! - [`processing`]: the durable queue that analyses uploads and makes previews.
 //! - [`app`]: wiring and [`app::run`], shared by `main` and the tests.
 //! - [`cli`]: the client commands (`submit`, `jobs`, `printers`).
@@ -28,6 +29,7 @@ pub mod mail;
 pub mod model;
 pub mod pages;
 pub mod processing;
+pub mod status_link;
 pub mod store;
 pub mod tools;
 pub mod workflow;

@@ -54,16 +54,30 @@ pub struct Pickup {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Approve(Approval),
-    Reject { reasons: Vec<String> },
+    Reject {
+        reasons: Vec<String>,
+    },
     ResendConfirmation,
+    /// The confirmation link lapsed (Farmhand's timer): the job stays PENDING with no
+    /// live link until staff resend one.
+    ExpireConfirmation,
     Confirm,
-    Dispatch { printer: String },
-    Fail { reason: String, cause: FailureCause },
+    Dispatch {
+        printer: String,
+    },
+    Fail {
+        reason: String,
+        cause: FailureCause,
+    },
     Complete,
     Pickup(Pickup),
     Archive,
-    UpdateNotes { notes: String },
-    Lock { until: DateTime<Utc> },
+    UpdateNotes {
+        notes: String,
+    },
+    Lock {
+        until: DateTime<Utc>,
+    },
     Unlock,
     MarkViewed,
 }
@@ -75,6 +89,7 @@ impl Action {
             Action::Approve(_) => "approve",
             Action::Reject { .. } => "reject",
             Action::ResendConfirmation => "resend the confirmation of",
+            Action::ExpireConfirmation => "expire the confirmation of",
             Action::Confirm => "confirm",
             Action::Dispatch { .. } => "dispatch",
             Action::Fail { .. } => "mark as failed",
@@ -95,6 +110,7 @@ impl Action {
             Action::Approve(_) => Some(&[Uploaded]),
             Action::Reject { .. } => Some(&[Uploaded, Pending, ReadyToPrint]),
             Action::ResendConfirmation | Action::Confirm => Some(&[Pending]),
+            Action::ExpireConfirmation => Some(&[Pending]),
             Action::Dispatch { .. } => Some(&[ReadyToPrint]),
             Action::Fail { .. } | Action::Complete => Some(&[Printing]),
             Action::Pickup(_) => Some(&[Completed]),
@@ -109,6 +125,7 @@ impl Action {
         match (self, actor) {
             (Action::Confirm, Actor::Student) => true,
             (Action::Confirm, _) | (_, Actor::Student) => false,
+            (Action::ExpireConfirmation, actor) => matches!(actor, Actor::System { .. }),
             (Action::Dispatch { .. } | Action::Fail { .. } | Action::Complete, _) => true,
             (_, Actor::Staff { .. }) => true,
             (_, Actor::System { .. }) => false,
@@ -121,6 +138,8 @@ impl Action {
 pub enum Effect {
     /// Make a new confirmation token (killing older ones) and queue the confirmation mail.
     SendConfirmation,
+    /// Queue the "your link has expired" mail.
+    SendExpiryNotice,
     /// Queue the rejection mail.
     SendRejection,
     /// Queue the "ready for pickup" mail.
@@ -274,6 +293,10 @@ fn change(
         Action::ResendConfirmation => (
             Some((EventType::ConfirmationResent, json!({}))),
             vec![Effect::SendConfirmation],
+        ),
+        Action::ExpireConfirmation => (
+            Some((EventType::ConfirmationExpired, json!({}))),
+            vec![Effect::RevokeConfirmation, Effect::SendExpiryNotice],
         ),
         Action::Confirm => {
             job.status = Status::ReadyToPrint;

@@ -17,12 +17,16 @@ use tokio::sync::Notify;
 use crate::config::{Config, DriverKind};
 use crate::fleet::Fleet;
 use crate::lifecycle::{self, Action, Approval, Effect, TransitionError};
-use crate::mail::{Composer, ConfirmationLink, MailError, MailKind};
+use crate::mail::{Composer, ConfirmationLink, Extras, MailError, MailKind};
 use crate::model::{
     Actor, EventDraft, EventType, FileVersion, Job, JobId, PrinterRecord, PrinterState, Progress,
     StaffMember, Status,
 };
-use crate::store::{ConfirmationToken, Store, StoreError, WorkstationRecord, WriteCtx};
+use crate::store::{
+    ConfirmationToken, PickupReminder, Store, StoreError, WorkstationRecord, WriteCtx,
+};
+
+pub mod mail;
 
 /// Why a workflow request was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -278,6 +282,9 @@ impl Workflow {
                     .into(),
             )
         };
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(unknown());
+        }
         let hash = sha256_hex(token.trim().as_bytes());
         self.store.write(|ctx| {
             let stored = ctx.confirmation(&hash)?.ok_or_else(unknown)?;
@@ -291,15 +298,16 @@ impl Workflow {
 
     /// The job a live confirmation token belongs to (for the confirm page).
     pub fn job_for_token(&self, token: &str, now: DateTime<Utc>) -> Result<Job, WorkflowError> {
-        let hash = sha256_hex(token.trim().as_bytes());
         let unknown = || WorkflowError::NotFound("unknown or expired confirmation link".into());
-        self.store.write(|ctx| {
-            let stored = ctx.confirmation(&hash)?.ok_or_else(unknown)?;
-            if stored.expires_at <= now {
-                return Err(unknown());
-            }
-            ctx.job(stored.job_id)?.ok_or_else(unknown)
-        })
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(unknown());
+        }
+        let hash = sha256_hex(token.trim().as_bytes());
+        let stored = self.store.confirmation(&hash)?.ok_or_else(unknown)?;
+        if stored.expires_at <= now {
+            return Err(unknown());
+        }
+        self.store.job(stored.job_id)?.ok_or_else(unknown)
     }
 
     /// Bed cleared: needs_clearing → idle, with a `BedCleared` event.
@@ -609,21 +617,38 @@ impl Workflow {
         match effect {
             Effect::SendConfirmation => {
                 let token = new_token();
-                let ttl_days = i64::from(self.config.email().confirmation_ttl_days);
-                let expires = now + Duration::days(ttl_days);
+                let expires = now + self.config.email().confirmation_ttl();
                 let record = ConfirmationToken {
                     job_id: job.id,
                     expires_at: expires,
                 };
                 ctx.replace_confirmation(&sha256_hex(token.as_bytes()), &record)?;
-                let link = ConfirmationLink {
-                    token: &token,
-                    expires,
+                let extras = Extras {
+                    link: Some(ConfirmationLink {
+                        token: &token,
+                        expires,
+                    }),
+                    thumbnail: self.thumbnail(job),
                 };
-                self.queue_mail(ctx, MailKind::Confirmation, job, Some(link), now)?;
+                self.queue_mail(ctx, MailKind::Confirmation, job, extras, now)?;
             }
-            Effect::SendRejection => self.queue_mail(ctx, MailKind::Rejection, job, None, now)?,
-            Effect::SendPickupNotice => self.queue_mail(ctx, MailKind::Pickup, job, None, now)?,
+            Effect::SendRejection => {
+                self.queue_mail(ctx, MailKind::Rejection, job, Extras::default(), now)?
+            }
+            Effect::SendExpiryNotice => {
+                let kind = MailKind::ConfirmationExpired;
+                self.queue_mail(ctx, kind, job, Extras::default(), now)?
+            }
+            Effect::SendPickupNotice => {
+                self.queue_mail(ctx, MailKind::Pickup, job, Extras::default(), now)?;
+                if let Some(interval) = self.config.email().reminder_interval() {
+                    let reminder = PickupReminder {
+                        due_at: now + interval,
+                        sent: 0,
+                    };
+                    ctx.put_pickup_reminder(job.id, &reminder)?;
+                }
+            }
             Effect::RevokeConfirmation => ctx.revoke_confirmations(job.id)?,
             Effect::PrinterStarted { printer } => {
                 let record = PrinterRecord {
@@ -650,15 +675,18 @@ impl Workflow {
         ctx: &mut WriteCtx,
         kind: MailKind,
         job: &Job,
-        link: Option<ConfirmationLink<'_>>,
+        extras: Extras<'_>,
         now: DateTime<Utc>,
     ) -> Result<(), WorkflowError> {
         let id = ctx.next_id("next_mail_id")?;
-        let mail = self.composer.compose(id, kind, job, link, now)?;
+        let mail = self.composer.compose(id, kind, job, extras, now)?;
         ctx.put_mail(&mail)?;
         Ok(())
     }
 }
+
+/// Longer "tokens" are refused before hashing: ours are 43 characters.
+const MAX_TOKEN_LEN: usize = 256;
 
 fn state_name(state: PrinterState) -> String {
     serde_json::to_value(state)

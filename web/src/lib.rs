@@ -21,6 +21,39 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         "mail/pickup.txt",
         include_str!("../templates/mail/pickup.txt"),
     ),
+    ("status.html", include_str!("../templates/status.html")),
+    (
+        "mail/layout.html",
+        include_str!("../templates/mail/layout.html"),
+    ),
+    (
+        "mail/confirmation.html",
+        include_str!("../templates/mail/confirmation.html"),
+    ),
+    (
+        "mail/rejection.html",
+        include_str!("../templates/mail/rejection.html"),
+    ),
+    (
+        "mail/pickup.html",
+        include_str!("../templates/mail/pickup.html"),
+    ),
+    (
+        "mail/expired.txt",
+        include_str!("../templates/mail/expired.txt"),
+    ),
+    (
+        "mail/expired.html",
+        include_str!("../templates/mail/expired.html"),
+    ),
+    (
+        "mail/reminder.txt",
+        include_str!("../templates/mail/reminder.txt"),
+    ),
+    (
+        "mail/reminder.html",
+        include_str!("../templates/mail/reminder.html"),
+    ),
 ];
 
 /// A static file: its bytes and content type.
@@ -35,6 +68,10 @@ pub fn asset(path: &str) -> Option<Asset> {
         "farmhand.css" => (
             include_bytes!("../static/farmhand.css"),
             "text/css; charset=utf-8",
+        ),
+        "status.js" => (
+            include_bytes!("../static/status.js"),
+            "text/javascript; charset=utf-8",
         ),
         _ => return None,
     };

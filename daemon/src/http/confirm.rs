@@ -1,6 +1,7 @@
 //! The student's confirmation link: a page that shows the cost, and the confirm action
 //! (as an HTML form post and as JSON). Unknown, used and expired tokens all get the
-//! same friendly 404, so a guesser learns nothing.
+//! same friendly 404, so a guesser learns nothing. Every endpoint here takes a token
+//! from the caller's [`LinkQuota`] bucket (429 past the limit).
 
 use axum::Json;
 use axum::Router;
@@ -13,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use super::error::ApiError;
+use super::ratelimit::LinkQuota;
 use crate::model::Job;
 
 pub fn routes() -> Router<AppState> {
@@ -51,7 +53,11 @@ fn hours(job: &Job) -> String {
     })
 }
 
-async fn page(State(app): State<AppState>, Path(token): Path<String>) -> Response {
+async fn page(
+    _quota: LinkQuota,
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+) -> Response {
     let Ok(job) = app.workflow.job_for_token(&token, Utc::now()) else {
         return invalid_link();
     };
@@ -80,7 +86,11 @@ async fn confirm(app: &AppState, token: String) -> Result<Job, ApiError> {
         .map_err(ApiError::from)
 }
 
-async fn confirm_form(State(app): State<AppState>, Path(token): Path<String>) -> Response {
+async fn confirm_form(
+    _quota: LinkQuota,
+    State(app): State<AppState>,
+    Path(token): Path<String>,
+) -> Response {
     match confirm(&app, token).await {
         Ok(job) => message_page(
             "Thank you: your print is queued",
@@ -96,6 +106,7 @@ async fn confirm_form(State(app): State<AppState>, Path(token): Path<String>) ->
 }
 
 async fn confirm_api(
+    _quota: LinkQuota,
     State(app): State<AppState>,
     Path(token): Path<String>,
 ) -> Result<Json<Value>, ApiError> {

@@ -6,6 +6,9 @@ pub mod confirm;
 pub mod error;
 pub mod farm;
 pub mod jobs;
+pub mod mail;
+pub mod ratelimit;
+pub mod status;
 pub mod submit;
 
 use std::sync::Arc;
@@ -26,6 +29,8 @@ pub fn router(app: AppState) -> Router {
         .merge(jobs::routes())
         .merge(confirm::routes())
         .merge(farm::routes())
+        .merge(mail::routes())
+        .merge(status::routes())
         .fallback(not_found)
         .with_state(app)
 }

@@ -230,3 +230,41 @@ fn viewing_sets_the_mark_once_and_records_nothing() {
     .expect("view again");
     assert_eq!(later.job.staff_viewed_at, Some(now()));
 }
+
+#[test]
+fn only_farmhand_expires_a_link_and_the_job_stays_pending_without_it() {
+    let timer = Actor::System { component: "timer" };
+    let t = apply(
+        &job(Status::Pending),
+        &Action::ExpireConfirmation,
+        &timer,
+        now(),
+    )
+    .expect("expire");
+    assert_eq!(t.job.status, Status::Pending);
+    assert_eq!(t.events[0].event_type, EventType::ConfirmationExpired);
+    assert_eq!(
+        t.effects,
+        vec![Effect::RevokeConfirmation, Effect::SendExpiryNotice]
+    );
+    for actor in [ada(), Actor::Student] {
+        assert!(matches!(
+            apply(
+                &job(Status::Pending),
+                &Action::ExpireConfirmation,
+                &actor,
+                now()
+            ),
+            Err(TransitionError::NotPermitted { .. })
+        ));
+    }
+    assert!(matches!(
+        apply(
+            &job(Status::ReadyToPrint),
+            &Action::ExpireConfirmation,
+            &timer,
+            now()
+        ),
+        Err(TransitionError::IllegalTransition { .. })
+    ));
+}

@@ -10,6 +10,7 @@
 //! [`schema`] for how a store written by an older Farmhand is brought up to date.
 
 pub mod blobs;
+mod mail;
 pub mod schema;
 pub mod tables;
 mod write;
@@ -22,6 +23,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 pub use blobs::BlobStore;
+pub use mail::{MailQuery, MailState, PickupReminder};
 pub use write::WriteCtx;
 
 use crate::config::Role;
@@ -97,6 +99,15 @@ pub struct OutboxMail {
     pub next_attempt_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// Set when delivery was given up (the server refused it for good).
+    #[serde(default)]
+    pub failed_at: Option<DateTime<Utc>>,
+    /// Set while an attempt is under way; still set after a crash mid-send.
+    #[serde(default)]
+    pub in_flight_since: Option<DateTime<Utc>>,
+    /// Refusals (5xx) in a row.
+    #[serde(default)]
+    pub permanent_failures: u32,
 }
 
 /// Filters for listing jobs, newest first.
@@ -363,14 +374,18 @@ impl Store {
             .unwrap_or_default())
     }
 
-    /// Mails not yet delivered, oldest first.
+    /// Mails not yet delivered (nor given up), oldest first.
     pub fn pending_mail(&self) -> Result<Vec<OutboxMail>, StoreError> {
         let txn = self.db.begin_read()?;
+        let pending = txn.open_table(MAIL_PENDING)?;
         let table = txn.open_table(MAIL_OUTBOX)?;
         let mut out = Vec::new();
-        for row in table.iter()? {
-            let mail: OutboxMail = from_json("mail", row?.1.value())?;
-            if mail.sent_at.is_none() {
+        for row in pending.iter()? {
+            let Some(raw) = table.get(row?.0.value())? else {
+                continue;
+            };
+            let mail: OutboxMail = from_json("mail", raw.value())?;
+            if mail.sent_at.is_none() && mail.failed_at.is_none() {
                 out.push(mail);
             }
         }

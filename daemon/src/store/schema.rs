@@ -91,5 +91,9 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(MAIL_OUTBOX)?;
     txn.open_table(PRINTERS)?;
     txn.open_table(TASKS)?;
+    txn.open_table(SECRETS)?;
+    txn.open_table(PICKUP_REMINDERS)?;
+    txn.open_table(MAIL_PENDING)?;
+    super::mail::index_pending_mail(txn)?;
     Ok(())
 }

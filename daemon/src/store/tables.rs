@@ -48,3 +48,12 @@ pub const PRINTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("printer
 
 /// task id → Task (JSON): the durable processing queue.
 pub const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
+
+/// name → secret bytes made once per store (`status_links`: the HMAC key of the
+/// students' status-page links).
+pub const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+/// mail id → (): the outbox rows not yet sent or failed, so the worker does not read
+/// every mail ever sent on each pass. Written by `WriteCtx::put_mail` only.
+pub const MAIL_PENDING: TableDefinition<u64, ()> = TableDefinition::new("mail_pending");
+/// job id → PickupReminder (JSON): when the next "still waiting for you" mail is due.
+pub const PICKUP_REMINDERS: TableDefinition<u64, &[u8]> = TableDefinition::new("pickup_reminders");

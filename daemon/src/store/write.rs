@@ -17,7 +17,7 @@ use crate::model::{
 
 /// An open write transaction with Farmhand's operations on it.
 pub struct WriteCtx {
-    txn: WriteTransaction,
+    pub(super) txn: WriteTransaction,
 }
 
 impl WriteCtx {
@@ -230,11 +230,17 @@ impl WriteCtx {
         value.map(|v| from_json("token", v.value())).transpose()
     }
 
-    /// Inserts or replaces an outbox mail.
+    /// Inserts or replaces an outbox mail, keeping the pending index right.
     pub fn put_mail(&mut self, mail: &OutboxMail) -> Result<(), StoreError> {
         self.txn
             .open_table(MAIL_OUTBOX)?
             .insert(mail.id, to_json(mail).as_slice())?;
+        let mut pending = self.txn.open_table(MAIL_PENDING)?;
+        if mail.sent_at.is_none() && mail.failed_at.is_none() {
+            pending.insert(mail.id, ())?;
+        } else {
+            pending.remove(mail.id)?;
+        }
         Ok(())
     }
 
