@@ -6,6 +6,7 @@ pub mod confirm;
 pub mod error;
 pub mod farm;
 pub mod jobs;
+pub mod stream;
 pub mod submit;
 
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub fn router(app: AppState) -> Router {
         .merge(jobs::routes())
         .merge(confirm::routes())
         .merge(farm::routes())
+        .merge(stream::routes())
         .fallback(not_found)
         .with_state(app)
 }

@@ -86,6 +86,12 @@ impl Track {
         let Some(job) = self.job.clone() else {
             self.status.state = printer_state;
             self.status.job = None;
+            if let Some(report) = msg
+                .job
+                .filter(|_| matches!(printer_state, PrinterState::Printing | PrinterState::Paused))
+            {
+                self.adopt(&report);
+            }
             return;
         };
         if let Some(last) = msg.last_job.filter(|l| l.id == job.id) {
@@ -118,6 +124,19 @@ impl Track {
             // Not picked up yet (the command may still be on its way): wait for `tick`.
             _ => {}
         }
+    }
+
+    /// The printer is already printing a job we did not start in this process (the host
+    /// restarted mid-print): follow it, so its end is reported like any other.
+    fn adopt(&mut self, report: &JobReport) {
+        self.job = Some(ActiveJob {
+            id: report.id.clone(),
+            size: 0,
+            sent_at: Instant::now(),
+            seen: true,
+        });
+        self.status.last_outcome = None;
+        self.status.job = Some(progress(report, 0));
     }
 
     /// Time passes: a job the printer never picked up fails after `start_timeout`.
@@ -288,6 +307,24 @@ mod tests {
         };
         assert!(reason.contains("stopped reporting job j1"), "{reason}");
         assert!(reason.ends_with(": power loss"), "{reason}");
+    }
+
+    #[test]
+    fn a_job_running_when_we_connect_is_adopted_and_its_end_reported() {
+        let mut tr = Track::new("lab/p1", Duration::from_secs(30));
+        feed(&mut tr, r#"{"v":1,"state":"idle","last_job":{"id":"j0","outcome":"completed"}}"#);
+        assert!(tr.job().is_none(), "an old outcome is not adopted");
+        assert_eq!(tr.status().last_outcome, None);
+        feed(
+            &mut tr,
+            r#"{"v":1,"state":"printing","job":{"id":"j9","percent":40}}"#,
+        );
+        assert_eq!(tr.job().map(|j| j.id.as_str()), Some("j9"));
+        assert_eq!(tr.status().state, PrinterState::Printing);
+        assert_eq!(tr.status().job.as_ref().map(|j| j.percent), Some(40.0));
+        feed(&mut tr, r#"{"v":1,"state":"idle","last_job":{"id":"j9","outcome":"completed"}}"#);
+        assert_eq!(tr.status().last_outcome, Some(PrintOutcome::Completed));
+        assert!(tr.job().is_none());
     }
 
     #[test]
