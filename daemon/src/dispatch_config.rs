@@ -204,7 +204,10 @@ mod tests {
             ..DispatchConfig::default()
         };
         let hours = config.hours().expect("valid").expect("configured");
-        assert_eq!(hours.close, NaiveTime::from_hms_opt(17, 30, 0).expect("time"));
+        assert_eq!(
+            hours.close,
+            NaiveTime::from_hms_opt(17, 30, 0).expect("time")
+        );
         assert_eq!(hours.offset.local_minus_utc(), 3600);
         let bad = DispatchConfig {
             open: Some("18:00".into()),

@@ -54,20 +54,33 @@ pub struct Pickup {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Approve(Approval),
-    Reject { reasons: Vec<String> },
+    Reject {
+        reasons: Vec<String>,
+    },
     ResendConfirmation,
     Confirm,
-    Dispatch { printer: String },
-    Fail { reason: String, cause: FailureCause },
+    Dispatch {
+        printer: String,
+    },
+    Fail {
+        reason: String,
+        cause: FailureCause,
+    },
     Complete,
     Pickup(Pickup),
     Archive,
-    UpdateNotes { notes: String },
-    Lock { until: DateTime<Utc> },
+    UpdateNotes {
+        notes: String,
+    },
+    Lock {
+        until: DateTime<Utc>,
+    },
     Unlock,
     MarkViewed,
     /// Staff's queue override: a higher priority is dispatched first.
-    SetPriority { priority: i32 },
+    SetPriority {
+        priority: i32,
+    },
 }
 
 impl Action {

@@ -17,14 +17,14 @@ use tokio::sync::Notify;
 
 use crate::config::{Config, DriverKind};
 use crate::fleet::Fleet;
-use crate::live::{Live, printer_json};
-use crate::scheduler;
 use crate::lifecycle::{self, Action, Approval, Effect, TransitionError};
+use crate::live::{Live, printer_json};
 use crate::mail::{Composer, ConfirmationLink, MailError, MailKind};
 use crate::model::{
     Actor, EventDraft, EventType, FileVersion, Job, JobId, PrinterRecord, PrinterState, Progress,
     StaffMember, Status,
 };
+use crate::scheduler;
 use crate::store::{ConfirmationToken, Store, StoreError, WorkstationRecord, WriteCtx};
 
 /// Why a workflow request was refused or failed.
@@ -149,7 +149,12 @@ impl Workflow {
             None => None,
         };
         let live = self.fleet.status(&printer.id);
-        Ok(printer_json(printer, &record, live.as_ref(), progress.as_ref()))
+        Ok(printer_json(
+            printer,
+            &record,
+            live.as_ref(),
+            progress.as_ref(),
+        ))
     }
 
     /// Announces a printer's current state on the stream.
@@ -218,7 +223,9 @@ impl Workflow {
         let mut reattach = BTreeMap::new();
         for printer in &self.config.printers {
             let record = self.store.printer(&printer.id)?;
-            let Some(job) = record.job_id.filter(|_| record.state == PrinterState::Printing)
+            let Some(job) = record
+                .job_id
+                .filter(|_| record.state == PrinterState::Printing)
             else {
                 continue;
             };
@@ -368,15 +375,16 @@ impl Workflow {
             )
         };
         let hash = sha256_hex(token.trim().as_bytes());
-        self.store.write(|ctx| {
-            let stored = ctx.confirmation(&hash)?.ok_or_else(unknown)?;
-            if stored.expires_at <= now {
-                return Err(unknown());
-            }
-            let job = ctx.job(stored.job_id)?.ok_or_else(unknown)?;
-            self.commit_action(ctx, &job, &Action::Confirm, &Actor::Student, now)
-        })
-        .inspect(|job| self.live.job(job))
+        self.store
+            .write(|ctx| {
+                let stored = ctx.confirmation(&hash)?.ok_or_else(unknown)?;
+                if stored.expires_at <= now {
+                    return Err(unknown());
+                }
+                let job = ctx.job(stored.job_id)?.ok_or_else(unknown)?;
+                self.commit_action(ctx, &job, &Action::Confirm, &Actor::Student, now)
+            })
+            .inspect(|job| self.live.job(job))
     }
 
     /// The job a live confirmation token belongs to (for the confirm page).

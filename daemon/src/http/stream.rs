@@ -75,8 +75,9 @@ async fn stream(
             Ok(change) => Event::default()
                 .event(change.kind.as_str())
                 .data(&*change.data),
-            Err(RecvError::Lagged(n)) => Event::default()
-                .comment(format!("skipped {n} changes: this client fell behind")),
+            Err(RecvError::Lagged(n)) => {
+                Event::default().comment(format!("skipped {n} changes: this client fell behind"))
+            }
             Err(RecvError::Closed) => return None,
         };
         Some((event, (rx, permit)))
@@ -116,5 +117,7 @@ async fn queue(State(app): State<AppState>, _ws: Workstation) -> Result<Json<Val
             })
         })
         .collect();
-    Ok(Json(json!({ "queue": entries, "truncated": more.is_some() })))
+    Ok(Json(
+        json!({ "queue": entries, "truncated": more.is_some() }),
+    ))
 }

@@ -101,7 +101,11 @@ fn views(app: &App) -> Result<Views, StoreError> {
     let mut slots = Vec::new();
     for printer in &app.config.printers {
         let record = app.store.printer(&printer.id)?;
-        slots.push(slot(printer, &record, app.fleet.status(&printer.id).as_ref()));
+        slots.push(slot(
+            printer,
+            &record,
+            app.fleet.status(&printer.id).as_ref(),
+        ));
     }
     Ok((ready, candidates, slots, printing))
 }

@@ -4,7 +4,9 @@ use super::*;
 use chrono::TimeZone;
 
 fn at(h: u32, m: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0).single().expect("time")
+    Utc.with_ymd_and_hms(2026, 12, 1, h, m, 0)
+        .single()
+        .expect("time")
 }
 
 fn job(id: u64, material: &str, color: &str) -> Candidate {

@@ -26,7 +26,9 @@ impl Throttle {
     /// A new status arrived: whether to send it now (else it is sent at [`Self::deadline`]).
     pub fn offer(&mut self, now: Instant, state: PrinterState) -> bool {
         let changed = self.last_state != Some(state);
-        let window_over = self.last.is_none_or(|t| now.duration_since(t) >= self.every);
+        let window_over = self
+            .last
+            .is_none_or(|t| now.duration_since(t) >= self.every);
         if changed || window_over {
             self.sent(now, state);
             true

@@ -312,7 +312,10 @@ mod tests {
     #[test]
     fn a_job_running_when_we_connect_is_adopted_and_its_end_reported() {
         let mut tr = Track::new("lab/p1", Duration::from_secs(30));
-        feed(&mut tr, r#"{"v":1,"state":"idle","last_job":{"id":"j0","outcome":"completed"}}"#);
+        feed(
+            &mut tr,
+            r#"{"v":1,"state":"idle","last_job":{"id":"j0","outcome":"completed"}}"#,
+        );
         assert!(tr.job().is_none(), "an old outcome is not adopted");
         assert_eq!(tr.status().last_outcome, None);
         feed(
@@ -322,7 +325,10 @@ mod tests {
         assert_eq!(tr.job().map(|j| j.id.as_str()), Some("j9"));
         assert_eq!(tr.status().state, PrinterState::Printing);
         assert_eq!(tr.status().job.as_ref().map(|j| j.percent), Some(40.0));
-        feed(&mut tr, r#"{"v":1,"state":"idle","last_job":{"id":"j9","outcome":"completed"}}"#);
+        feed(
+            &mut tr,
+            r#"{"v":1,"state":"idle","last_job":{"id":"j9","outcome":"completed"}}"#,
+        );
         assert_eq!(tr.status().last_outcome, Some(PrintOutcome::Completed));
         assert!(tr.job().is_none());
     }

@@ -46,7 +46,10 @@ fn outcomes_count_only_after_the_job_was_seen_printing() {
             Some(Action::Complete),
         ),
         (
-            vec![status(Printing, None), status(Idle, Some(PrintOutcome::Cancelled))],
+            vec![
+                status(Printing, None),
+                status(Idle, Some(PrintOutcome::Cancelled)),
+            ],
             Some(fail("the print was cancelled".into())),
         ),
         (
@@ -83,7 +86,10 @@ fn progress_is_rounded_and_rate_limited() {
         Some(Decision::Progress(J, p)) => assert_eq!(p.percent, 12.3),
         other => panic!("{other:?}"),
     }
-    assert_eq!(w.step(t0 + Duration::from_millis(300), &printing, Some(J)), None);
+    assert_eq!(
+        w.step(t0 + Duration::from_millis(300), &printing, Some(J)),
+        None
+    );
     assert!(matches!(
         w.step(t0 + Duration::from_millis(1000), &printing, Some(J)),
         Some(Decision::Progress(..))
@@ -99,11 +105,28 @@ fn a_link_lost_longer_than_the_grace_period_fails_the_print() {
     assert_eq!(w.step(t0 + Duration::from_secs(1), &offline, Some(J)), None);
     assert_eq!(w.next_deadline(), Some(t0 + Duration::from_secs(61)));
     // Back within the grace period: nothing lost, the clock starts again next time.
-    w.step(t0 + Duration::from_secs(50), &status(PrinterState::Printing, None), Some(J));
-    assert_eq!(w.step(t0 + Duration::from_secs(70), &offline, Some(J)), None);
-    assert_eq!(w.step(t0 + Duration::from_secs(129), &offline, Some(J)), None);
-    let why = reason(ended(w.step(t0 + Duration::from_secs(130), &offline, Some(J))));
-    assert!(why.contains("lost the link to printer p1 for 60 s"), "{why}");
+    w.step(
+        t0 + Duration::from_secs(50),
+        &status(PrinterState::Printing, None),
+        Some(J),
+    );
+    assert_eq!(
+        w.step(t0 + Duration::from_secs(70), &offline, Some(J)),
+        None
+    );
+    assert_eq!(
+        w.step(t0 + Duration::from_secs(129), &offline, Some(J)),
+        None
+    );
+    let why = reason(ended(w.step(
+        t0 + Duration::from_secs(130),
+        &offline,
+        Some(J),
+    )));
+    assert!(
+        why.contains("lost the link to printer p1 for 60 s"),
+        "{why}"
+    );
 }
 
 #[test]
@@ -127,7 +150,11 @@ fn a_reattached_job_is_kept_while_printing_and_failed_when_the_printer_forgot_it
     let mut w = Watch::new("p1", GRACE, Some((J, t0)));
     assert_eq!(w.step(t0, &status(Offline, None), Some(J)), None);
     w.step(t0 + s(2), &status(Printing, None), Some(J));
-    let end = w.step(t0 + s(300), &status(Idle, Some(PrintOutcome::Completed)), Some(J));
+    let end = w.step(
+        t0 + s(300),
+        &status(Idle, Some(PrintOutcome::Completed)),
+        Some(J),
+    );
     assert_eq!(ended(end), Some(Action::Complete));
 
     // Idle after the restart (it finished or died unseen): failed once idle has settled.
