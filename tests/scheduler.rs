@@ -2,7 +2,8 @@
 //! simulated printers on their real transports (Marlin on pseudo-terminals, a generic MQTT
 //! printer on a real mosquitto). Jobs are auto-dispatched to the printer whose material
 //! fits, wait for a cleared bed, fail and come back, are flagged after too many failures,
-//! survive a SIGKILL of the daemon when the printer prints by itself, and never stay
+//! survive a SIGKILL of the daemon when the printer prints by itself (or finish while it is
+//! down, as the MQTT printer reports afterwards), and never stay
 //! PRINTING longer than the grace period after their printer vanished.
 
 #[path = "../drivers/tests/common/broker.rs"]
@@ -415,21 +416,25 @@ async fn after_a_sigkill_mqtt_and_sd_prints_are_tracked_to_completion_and_stream
     let broker = Broker::start();
     let topic = "farmhand/test/restart-1";
     let mqtt_sim = mqtt(&broker, topic, 0.03);
+    let quick_topic = "farmhand/test/restart-2";
+    let quick_sim = mqtt(&broker, quick_topic, 0.01);
     let sd_sim = marlin(0.01);
     let streamed_sim = marlin(0.05);
     let printers = format!(
-        "{}{}{}",
+        "{}{}{}{}",
         mqtt_printer("mqtt-1", &broker, topic, "materials = [\"PLA\"]"),
+        mqtt_printer("mqtt-2", &broker, quick_topic, "materials = [\"PLA\"]"),
         marlin_printer("sd-1", &sd_sim, "materials = [\"PLA\"]\nsd_card = true"),
         marlin_printer("serial-1", &streamed_sim, "materials = [\"PLA\"]"),
     );
     let mut farm = TestFarm::start_custom(&[], &printers).await;
-    for p in ["mqtt-1", "sd-1", "serial-1"] {
+    for p in ["mqtt-1", "mqtt-2", "sd-1", "serial-1"] {
         wait_printer(&farm, p, "idle", Duration::from_secs(20)).await;
     }
     let on_mqtt = ready_job(&farm, GUNWALE, "PLA", "m@example.edu").await;
     let on_sd = ready_job(&farm, CUBE, "PLA", "s@example.edu").await;
     let streamed = ready_job(&farm, GUNWALE, "PLA", "t@example.edu").await;
+    let finishes_unseen = ready_job(&farm, GUNWALE, "PLA", "v@example.edu").await;
     for (job, printer) in [
         (&on_mqtt, "mqtt-1"),
         (&on_sd, "sd-1"),
@@ -450,8 +455,41 @@ async fn after_a_sigkill_mqtt_and_sd_prints_are_tracked_to_completion_and_stream
     })
     .await;
 
+    // A quick print that will end while the daemon is down.
+    let (status, body) = farm
+        .act(
+            &finishes_unseen,
+            "dispatch",
+            json!({ "staff": ADA, "printer": "mqtt-2" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    wait_job(
+        &farm,
+        &finishes_unseen,
+        "progress",
+        Duration::from_secs(30),
+        |j| j["progress"]["percent"].as_f64().unwrap_or(0.0) > 0.0,
+    )
+    .await;
+
     farm.kill();
+    let quick_status = quick_sim.status();
+    wait_for(
+        "the quick print to end unseen",
+        Duration::from_secs(30),
+        || quick_status.borrow().last_job.is_some().then_some(()),
+    )
+    .await;
     farm.restart();
+    let done = wait_status(
+        &farm,
+        &finishes_unseen,
+        "COMPLETED",
+        Duration::from_secs(20),
+    )
+    .await;
+    assert_eq!(done["attempts"], 0, "{done}");
     let back = wait_status(&farm, &streamed, "READYTOPRINT", Duration::from_secs(10)).await;
     assert_eq!(back["attempts"], 1);
     for job in [&on_mqtt, &on_sd] {
@@ -468,6 +506,7 @@ async fn after_a_sigkill_mqtt_and_sd_prints_are_tracked_to_completion_and_stream
         assert_eq!(completed["triggered_by"], "system:tracker");
     }
     drop(mqtt_sim);
+    drop(quick_sim);
 }
 
 /// Whether the simulated firmware has accepted `M24` (start the SD print) `n` times.

@@ -121,7 +121,7 @@ pub async fn run(
             store: app.store.clone(),
             workflow: app.workflow.clone(),
             grace: app.config.dispatch.grace(),
-            reattach: reattach.get(&printer).copied(),
+            reattach: reattach.get(&printer).cloned(),
             printer_events_per_s: app.config.dispatch.printer_events_per_s,
         };
         tasks.spawn(crate::tracker::track(

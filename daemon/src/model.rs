@@ -362,6 +362,10 @@ pub struct PrinterRecord {
     pub job_id: Option<JobId>,
     /// The last job printed, kept while the bed needs clearing.
     pub last_job_id: Option<JobId>,
+    /// The printer's own id of the job it prints for `job_id` (generic MQTT), so that after a
+    /// restart the outcome the printer reports can be matched to the job.
+    #[serde(default)]
+    pub driver_job: Option<String>,
 }
 
 /// What a processing task makes.

@@ -157,6 +157,23 @@ impl Workflow {
         ))
     }
 
+    /// Remembers the printer's own id for the job it prints (no event: bookkeeping).
+    pub fn note_driver_job(
+        &self,
+        printer: &str,
+        job: JobId,
+        driver_job: &str,
+    ) -> Result<(), WorkflowError> {
+        self.store.write(|ctx| {
+            let mut record = ctx.printer(printer)?;
+            if record.job_id == Some(job) && record.driver_job.as_deref() != Some(driver_job) {
+                record.driver_job = Some(driver_job.to_string());
+                ctx.put_printer(printer, &record)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Announces a printer's current state on the stream.
     pub fn publish_printer(&self, id: &str) {
         let Some(printer) = self.config.printer(id) else {
@@ -216,7 +233,7 @@ impl Workflow {
     pub fn reconcile_on_start(
         &self,
         now: DateTime<Utc>,
-    ) -> Result<BTreeMap<String, JobId>, WorkflowError> {
+    ) -> Result<BTreeMap<String, (JobId, Option<String>)>, WorkflowError> {
         let actor = Actor::System {
             component: "startup",
         };
@@ -239,7 +256,7 @@ impl Workflow {
                     "Farmhand restarted while streaming this print, so the printer stopped".into()
                 }
                 _ => {
-                    reattach.insert(printer.id.clone(), job);
+                    reattach.insert(printer.id.clone(), (job, record.driver_job.clone()));
                     continue;
                 }
             };
@@ -748,6 +765,7 @@ impl Workflow {
                     state: PrinterState::Printing,
                     job_id: Some(job.id),
                     last_job_id: None,
+                    driver_job: None,
                 };
                 ctx.put_printer(printer, &record)?;
             }
@@ -756,6 +774,7 @@ impl Workflow {
                     state: PrinterState::NeedsClearing,
                     job_id: None,
                     last_job_id: Some(job.id),
+                    driver_job: None,
                 };
                 ctx.put_printer(printer, &record)?;
             }

@@ -16,7 +16,7 @@ use drivers::PrinterStatus;
 use tokio::sync::watch as channel;
 use tokio_util::sync::CancellationToken;
 
-use crate::model::{Actor, JobId, PrinterState};
+use crate::model::{Actor, JobId, PrinterRecord, PrinterState};
 use crate::store::Store;
 use crate::workflow::{JobRequest, Workflow};
 use throttle::Throttle;
@@ -28,8 +28,9 @@ pub struct TrackOptions {
     pub workflow: Workflow,
     /// How long the printer may be unreachable mid-print.
     pub grace: Duration,
-    /// A job left PRINTING here by the previous process (restart reconciliation).
-    pub reattach: Option<JobId>,
+    /// A job left PRINTING here by the previous process (restart reconciliation), with the
+    /// printer's own id for it when known.
+    pub reattach: Option<(JobId, Option<String>)>,
     pub printer_events_per_s: u32,
 }
 
@@ -44,11 +45,11 @@ pub async fn track(
         component: "tracker",
     };
     let started = Instant::now();
-    let mut watch = Watch::new(
-        &printer,
-        options.grace,
-        options.reattach.map(|job| (job, started)),
-    );
+    let (reattach, expected_ref) = match options.reattach.clone() {
+        Some((job, driver_job)) => (Some((job, started)), driver_job),
+        None => (None, None),
+    };
+    let mut watch = Watch::new(&printer, options.grace, reattach).expecting(expected_ref);
     let mut throttle = Throttle::per_second(options.printer_events_per_s);
     let mut changed = true;
     loop {
@@ -63,7 +64,10 @@ pub async fn track(
             options.workflow.publish_printer(&printer);
         }
         let job = match options.store.printer(&printer) {
-            Ok(record) if record.state == PrinterState::Printing => record.job_id,
+            Ok(record) if record.state == PrinterState::Printing => {
+                note_driver_job(&options.workflow, &printer, &record, &current);
+                record.job_id
+            }
             Ok(_) => None,
             Err(e) => {
                 tracing::warn!(%printer, "cannot read the printer's record: {e}");
@@ -105,5 +109,27 @@ pub async fn track(
             }
             _ = sleep => changed = false,
         }
+    }
+}
+
+/// While the printer prints our job, remember its own id for it (once), so a restarted
+/// daemon can match the outcome the printer reports.
+fn note_driver_job(
+    workflow: &Workflow,
+    printer: &str,
+    record: &PrinterRecord,
+    status: &PrinterStatus,
+) {
+    let printing = matches!(
+        status.state,
+        drivers::PrinterState::Printing | drivers::PrinterState::Paused
+    );
+    let (Some(job), Some(driver_job), true) = (record.job_id, &status.job_ref, printing) else {
+        return;
+    };
+    if record.driver_job.as_ref() != Some(driver_job)
+        && let Err(e) = workflow.note_driver_job(printer, job, driver_job)
+    {
+        tracing::warn!(%printer, "cannot remember the printer's job id: {e}");
     }
 }

@@ -9,8 +9,9 @@
 //! - offline for the grace period while a job prints → the print failed (link lost);
 //! - seen printing, then idle/error with no outcome for `settle` → failed (it stopped
 //!   without saying how);
-//! - a job re-attached after a restart that the printer does not show: idle/error for
-//!   `settle`, or not shown within the grace period → failed.
+//! - a job re-attached after a restart that the printer does not show: ended as the printer
+//!   says when it reports the outcome of that very job (by the printer's own job id), else
+//!   idle/error for `settle`, or not shown within the grace period → failed.
 
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,8 @@ pub struct Watch {
     stopped_since: Option<Instant>,
     /// A job left PRINTING by the previous process, and when this one started.
     reattach: Option<(JobId, Instant)>,
+    /// The printer's own id for the re-attached job, when it has ids.
+    expected_ref: Option<String>,
     last_progress: Option<Instant>,
 }
 
@@ -52,8 +55,16 @@ impl Watch {
             offline_since: None,
             stopped_since: None,
             reattach,
+            expected_ref: None,
             last_progress: None,
         }
+    }
+
+    /// The printer's own id for the re-attached job: an outcome the printer reports for it
+    /// (it finished while Farmhand was down) ends the job as the printer says.
+    pub fn expecting(mut self, job_ref: Option<String>) -> Watch {
+        self.expected_ref = job_ref;
+        self
     }
 
     /// The job the store says prints here (`job`), the driver's `status`, the time.
@@ -104,6 +115,11 @@ impl Watch {
             return None;
         }
         let (reattached, started) = self.reattach.filter(|(j, _)| *j == job)?;
+        if let (Some(outcome), Some(expected)) = (&status.last_outcome, &self.expected_ref)
+            && status.job_ref.as_ref() == Some(expected)
+        {
+            return Some(self.end(reattached, outcome_action(outcome)));
+        }
         let since = *self.stopped_since.get_or_insert(now);
         if now.duration_since(since) >= self.settle {
             let reason = format!(

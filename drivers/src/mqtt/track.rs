@@ -70,6 +70,7 @@ impl Track {
             seen: false,
         });
         self.status.last_outcome = None;
+        self.status.job_ref = self.job.as_ref().map(|j| j.id.clone());
         self.status.error = None;
         self.status.state = PrinterState::Printing;
         self.status.job = Some(JobProgress {
@@ -86,6 +87,14 @@ impl Track {
         let Some(job) = self.job.clone() else {
             self.status.state = printer_state;
             self.status.job = None;
+            // How the printer's last job ended, as it says (a host that restarted learns the
+            // end of a job it started before).
+            if let Some(last) = &msg.last_job
+                && self.status.job_ref.as_deref() != Some(last.id.as_str())
+            {
+                self.status.last_outcome = Some(last.outcome.clone());
+                self.status.job_ref = Some(last.id.clone());
+            }
             if let Some(report) = msg
                 .job
                 .filter(|_| matches!(printer_state, PrinterState::Printing | PrinterState::Paused))
@@ -136,6 +145,7 @@ impl Track {
             seen: true,
         });
         self.status.last_outcome = None;
+        self.status.job_ref = Some(report.id.clone());
         self.status.job = Some(progress(report, 0));
     }
 
@@ -317,7 +327,9 @@ mod tests {
             r#"{"v":1,"state":"idle","last_job":{"id":"j0","outcome":"completed"}}"#,
         );
         assert!(tr.job().is_none(), "an old outcome is not adopted");
-        assert_eq!(tr.status().last_outcome, None);
+        // …but reported as the printer's last outcome, with its id.
+        assert_eq!(tr.status().last_outcome, Some(PrintOutcome::Completed));
+        assert_eq!(tr.status().job_ref.as_deref(), Some("j0"));
         feed(
             &mut tr,
             r#"{"v":1,"state":"printing","job":{"id":"j9","percent":40}}"#,
@@ -330,6 +342,7 @@ mod tests {
             r#"{"v":1,"state":"idle","last_job":{"id":"j9","outcome":"completed"}}"#,
         );
         assert_eq!(tr.status().last_outcome, Some(PrintOutcome::Completed));
+        assert_eq!(tr.status().job_ref.as_deref(), Some("j9"));
         assert!(tr.job().is_none());
     }
 

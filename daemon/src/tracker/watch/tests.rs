@@ -172,6 +172,21 @@ fn a_reattached_job_is_kept_while_printing_and_failed_when_the_printer_forgot_it
 }
 
 #[test]
+fn a_reattached_job_that_finished_while_we_were_down_ends_as_the_printer_says() {
+    let t0 = Instant::now();
+    let mut done = status(PrinterState::Idle, Some(PrintOutcome::Completed));
+    done.job_ref = Some("j-41".into());
+    let mut w = Watch::new("p1", GRACE, Some((J, t0))).expecting(Some("j-41".into()));
+    assert_eq!(ended(w.step(t0, &done, Some(J))), Some(Action::Complete));
+    // Another job's outcome is not ours: the printer forgot ours, so it failed.
+    done.job_ref = Some("j-40".into());
+    let mut w = Watch::new("p1", GRACE, Some((J, t0))).expecting(Some("j-41".into()));
+    assert_eq!(w.step(t0, &done, Some(J)), None);
+    let why = reason(ended(w.step(t0 + Duration::from_secs(5), &done, Some(J))));
+    assert!(why.contains("did not survive"), "{why}");
+}
+
+#[test]
 fn no_job_no_decision() {
     let t0 = Instant::now();
     let mut w = Watch::new("p1", GRACE, None);
