@@ -132,16 +132,23 @@ pub async fn run(
     let url = public_url(&config, &listener);
     let tasks = TaskTracker::new();
     let (app, wakeups) = build(config, url, &tasks, &shutdown).await?;
-    app.workflow.reconcile_on_start(Utc::now())?;
+    let reattach = app.workflow.reconcile_on_start(Utc::now())?;
     for (printer, status) in app.fleet.receivers() {
-        tasks.spawn(crate::fleet::track(
+        let options = crate::tracker::TrackOptions {
+            store: app.store.clone(),
+            workflow: app.workflow.clone(),
+            grace: app.config.dispatch.grace(),
+            reattach: reattach.get(&printer).cloned(),
+            printer_events_per_s: app.config.dispatch.printer_events_per_s,
+        };
+        tasks.spawn(crate::tracker::track(
             printer,
             status,
-            app.store.clone(),
-            app.workflow.clone(),
+            options,
             shutdown.clone(),
         ));
     }
+    tasks.spawn(crate::scheduler::run(app.clone(), shutdown.clone()));
     tasks.spawn(mail::run_outbox(
         app.store.clone(),
         app.mail_transport.clone(),

@@ -48,6 +48,8 @@ pub struct Config {
     pub sync: Option<SyncConfig>,
     #[serde(default)]
     pub processing: ProcessingConfig,
+    #[serde(default)]
+    pub dispatch: crate::dispatch_config::DispatchConfig,
 }
 
 /// The processing queue (analysis, previews, thumbnails).
@@ -228,6 +230,26 @@ pub struct PrinterConfig {
     // generic mqtt
     pub broker: Option<String>,
     pub topic: Option<String>,
+    // dispatch (any driver): see `crate::dispatch_config`
+    /// Marlin only: upload each print to the SD card and print from there, so a print
+    /// survives Farmhand restarting.
+    #[serde(default)]
+    pub sd_card: bool,
+    /// The printer clears its own bed (a belt, a scraper): a finished print needs no
+    /// person, so it is auto-dispatched by default.
+    #[serde(default)]
+    pub auto_bed_clear: bool,
+    /// The scheduler may start jobs here by itself; default: `auto_bed_clear`.
+    pub auto_dispatch: Option<bool>,
+    /// Safe to print while the lab is closed (staffed hours do not hold its jobs).
+    #[serde(default)]
+    pub unattended_ok: bool,
+    /// The spool on the printer now; the scheduler only sends jobs of this material.
+    pub loaded_material: Option<String>,
+    /// The colour of that spool; jobs asking for another colour (not "Any") wait.
+    pub loaded_color: Option<String>,
+    /// Nozzle diameter in mm; a job sliced for another nozzle is not sent here.
+    pub nozzle_mm: Option<f64>,
 }
 
 impl PrinterConfig {
@@ -263,9 +285,10 @@ impl PrinterConfig {
             ("password", self.password.is_some()),
             ("broker", self.broker.is_some()),
             ("topic", self.topic.is_some()),
+            ("sd_card", self.sd_card),
         ];
         let (required, optional): (&[&str], &[&str]) = match self.driver {
-            DriverKind::Marlin => (&["port"], &["baud"]),
+            DriverKind::Marlin => (&["port"], &["baud", "sd_card"]),
             DriverKind::Bambu => (
                 &["host", "serial", "access_code"],
                 &["mqtt_port", "ftps_port", "ca_file"],
@@ -290,6 +313,7 @@ impl PrinterConfig {
                 ));
             }
         }
+        problems.extend(crate::dispatch_config::printer_problems(self));
         if let Some(volume) = self.build_volume_mm
             && volume.iter().any(|v| !v.is_finite() || *v <= 0.0)
         {
@@ -357,6 +381,7 @@ impl Config {
         }
         self.validate_workstations(&mut problems);
         self.validate_pricing(&mut problems);
+        problems.extend(self.dispatch.problems());
         let mut printer_ids = HashSet::new();
         for printer in &self.printers {
             if !valid_id(&printer.id) {

@@ -10,6 +10,10 @@
 //! - [`store`]: redb tables and the content-addressed blob folder.
 //! - [`fleet`]: the connected printers' drivers, and the tracker that turns their status
 //!   into job progress and outcomes.
+//! - [`tracker`]: one task per connected printer turning its status into job outcomes.
+//! - [`scheduler`]: the pure dispatch decision and the task that carries it out;
+//!   [`dispatch`] hands a dispatched job to its driver; [`dispatch_config`] the policies.
+//! - [`live`]: the broadcast of job and printer changes behind `GET /api/v1/stream`.
 //! - [`mail`]: composing mail into the durable outbox, and delivering it.
 //! - [`status_link`]: the HMAC tokens of the students' status-page links.
 //! - [`processing`]: the durable queue that analyses uploads and makes previews.
@@ -21,17 +25,22 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod dispatch;
+pub mod dispatch_config;
 pub mod fleet;
 pub mod http;
 pub mod intake;
 pub mod lifecycle;
+pub mod live;
 pub mod mail;
 pub mod model;
 pub mod pages;
 pub mod processing;
 pub mod status_link;
+pub mod scheduler;
 pub mod store;
 pub mod tools;
+pub mod tracker;
 pub mod workflow;
 
 pub use app::run;

@@ -80,6 +80,10 @@ pub enum Action {
     },
     Unlock,
     MarkViewed,
+    /// Staff's queue override: a higher priority is dispatched first.
+    SetPriority {
+        priority: i32,
+    },
 }
 
 impl Action {
@@ -100,6 +104,7 @@ impl Action {
             Action::Lock { .. } => "lock",
             Action::Unlock => "unlock",
             Action::MarkViewed => "mark as viewed",
+            Action::SetPriority { .. } => "change the priority of",
         }
     }
 
@@ -117,6 +122,7 @@ impl Action {
             Action::Archive => Some(&[PaidPickedUp, Rejected]),
             Action::UpdateNotes { .. } | Action::Lock { .. } | Action::Unlock => None,
             Action::MarkViewed => None,
+            Action::SetPriority { .. } => Some(&[Uploaded, Pending, ReadyToPrint]),
         }
     }
 
@@ -310,6 +316,11 @@ fn change(
             job.status = Status::Printing;
             job.printer = Some(printer.clone());
             job.progress = Some(Default::default());
+            job.waits = None;
+            // Staff dispatching a flagged job by hand is them having looked at it.
+            if matches!(actor, Actor::Staff { .. }) {
+                job.needs_staff = None;
+            }
             let details = json!({ "printer": printer, "attempt": job.attempts + 1 });
             let effects = vec![Effect::PrinterStarted {
                 printer: printer.clone(),
@@ -369,6 +380,17 @@ fn change(
             job.staff_viewed_at.get_or_insert(now);
             (None, vec![])
         }
+        Action::SetPriority { priority } => {
+            if !(-100..=100).contains(priority) {
+                return Err(TransitionError::Invalid(
+                    "priority must be between -100 and 100".into(),
+                ));
+            }
+            let from = job.priority;
+            job.priority = *priority;
+            let details = json!({ "priority": priority, "previous": from });
+            (Some((EventType::PriorityChanged, details)), vec![])
+        }
     })
 }
 
@@ -389,6 +411,7 @@ fn approve(job: &mut Job, approval: &Approval) -> Result<Change, TransitionError
     job.color = Some(approval.color.clone());
     if approval.printer.is_some() {
         job.printer = approval.printer.clone();
+        job.staff_printer = approval.printer.clone();
     }
     job.weight_g = approval.weight_g;
     job.time_hours = approval.time_hours;

@@ -191,6 +191,20 @@ pub struct Job {
     pub picked_up_by: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Scheduler order among READYTOPRINT jobs: higher first, then oldest (staff's override).
+    #[serde(default)]
+    pub priority: i32,
+    /// Why the scheduler holds this job, e.g. `waits: lab closes at 17:00`.
+    #[serde(default)]
+    pub waits: Option<String>,
+    /// Set when the job has failed `dispatch.max_failures` times: it is not auto-dispatched
+    /// until staff dispatch it by hand.
+    #[serde(default)]
+    pub needs_staff: Option<String>,
+    /// The printer staff chose at approval: the job goes there and nowhere else. (`printer`
+    /// is the student's wish or the printer of the latest attempt.)
+    #[serde(default)]
+    pub staff_printer: Option<String>,
 }
 
 impl Job {
@@ -229,6 +243,7 @@ pub enum EventType {
     JobUnlocked,
     StaffAdded,
     StaffDeactivated,
+    PriorityChanged,
 }
 
 impl EventType {
@@ -256,6 +271,7 @@ impl EventType {
             EventType::JobUnlocked => "JobUnlocked",
             EventType::StaffAdded => "StaffAdded",
             EventType::StaffDeactivated => "StaffDeactivated",
+            EventType::PriorityChanged => "PriorityChanged",
         }
     }
 }
@@ -346,6 +362,10 @@ pub struct PrinterRecord {
     pub job_id: Option<JobId>,
     /// The last job printed, kept while the bed needs clearing.
     pub last_job_id: Option<JobId>,
+    /// The printer's own id of the job it prints for `job_id` (generic MQTT), so that after a
+    /// restart the outcome the printer reports can be matched to the job.
+    #[serde(default)]
+    pub driver_job: Option<String>,
 }
 
 /// What a processing task makes.

@@ -5,6 +5,7 @@
 //! the events and carries out the effects (tokens, queued mail, printer state) before
 //! the single commit. Nothing else writes a job's status.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use base64::Engine;
@@ -17,6 +18,7 @@ use tokio::sync::Notify;
 use crate::config::{Config, DriverKind};
 use crate::fleet::Fleet;
 use crate::lifecycle::{self, Action, Approval, Effect, TransitionError};
+use crate::live::{Live, printer_json};
 use crate::mail::{Composer, ConfirmationLink, Extras, MailError, MailKind};
 use crate::model::{
     Actor, EventDraft, EventType, FileVersion, Job, JobId, PrinterRecord, PrinterState, Progress,
@@ -25,6 +27,7 @@ use crate::model::{
 use crate::store::{
     ConfirmationToken, PickupReminder, Store, StoreError, WorkstationRecord, WriteCtx,
 };
+use crate::scheduler;
 
 pub mod mail;
 
@@ -107,6 +110,8 @@ pub struct Workflow {
     mail_wakeup: Arc<Notify>,
     processing_wakeup: Arc<Notify>,
     fleet: Arc<Fleet>,
+    /// Where every commit is announced for `GET /api/v1/stream`.
+    live: Live,
 }
 
 const LOCK_MINUTES_DEFAULT: u32 = 15;
@@ -128,45 +133,146 @@ impl Workflow {
             mail_wakeup,
             processing_wakeup,
             fleet,
+            live: Live::default(),
         }
     }
 
-    /// Live progress of a printing job (no event: progress is not an action).
-    pub fn record_progress(&self, id: JobId, progress: Progress) -> Result<(), WorkflowError> {
+    /// The broadcast of job and printer changes.
+    pub fn live(&self) -> &Live {
+        &self.live
+    }
+
+    /// A printer as the API shows it: stored state, live driver status, its job's progress.
+    pub fn printer_json(
+        &self,
+        printer: &crate::config::PrinterConfig,
+    ) -> Result<serde_json::Value, StoreError> {
+        let record = self.store.printer(&printer.id)?;
+        let progress = match record.job_id {
+            Some(job) => self.store.job(job)?.and_then(|j| j.progress),
+            None => None,
+        };
+        let live = self.fleet.status(&printer.id);
+        Ok(printer_json(
+            printer,
+            &record,
+            live.as_ref(),
+            progress.as_ref(),
+        ))
+    }
+
+    /// Remembers the printer's own id for the job it prints (no event: bookkeeping).
+    pub fn note_driver_job(
+        &self,
+        printer: &str,
+        job: JobId,
+        driver_job: &str,
+    ) -> Result<(), WorkflowError> {
         self.store.write(|ctx| {
-            let Some(mut job) = ctx.job(id)? else {
-                return Ok(());
-            };
-            if job.status == Status::Printing && job.progress.as_ref() != Some(&progress) {
-                job.progress = Some(progress);
-                ctx.put_job(&job)?;
+            let mut record = ctx.printer(printer)?;
+            if record.job_id == Some(job) && record.driver_job.as_deref() != Some(driver_job) {
+                record.driver_job = Some(driver_job.to_string());
+                ctx.put_printer(printer, &record)?;
             }
             Ok(())
         })
     }
 
-    /// At start-up: a job left PRINTING on a connected printer was being streamed by
-    /// the process that died, so that print is over; it goes back to READYTOPRINT.
-    pub fn reconcile_on_start(&self, now: DateTime<Utc>) -> Result<(), WorkflowError> {
+    /// Announces a printer's current state on the stream.
+    pub fn publish_printer(&self, id: &str) {
+        let Some(printer) = self.config.printer(id) else {
+            return;
+        };
+        match self.printer_json(printer) {
+            Ok(value) => self.live.printer(&value),
+            Err(e) => tracing::warn!(printer = %id, "cannot read the printer to announce it: {e}"),
+        }
+    }
+
+    /// Records why the scheduler holds a READYTOPRINT job (no event: a hold is not an
+    /// action, and it changes as the farm does).
+    pub fn set_waits(&self, id: JobId, waits: Option<String>) -> Result<(), WorkflowError> {
+        let changed = self.store.write(|ctx| {
+            let Some(mut job) = ctx.job(id)? else {
+                return Ok::<_, WorkflowError>(None);
+            };
+            if job.status != Status::ReadyToPrint || job.waits == waits {
+                return Ok(None);
+            }
+            job.waits = waits;
+            ctx.put_job(&job)?;
+            Ok(Some(job))
+        })?;
+        if let Some(job) = changed {
+            self.live.job(&job);
+        }
+        Ok(())
+    }
+
+    /// Live progress of a printing job (no event: progress is not an action).
+    pub fn record_progress(&self, id: JobId, progress: Progress) -> Result<(), WorkflowError> {
+        let changed = self.store.write(|ctx| {
+            let Some(mut job) = ctx.job(id)? else {
+                return Ok::<_, WorkflowError>(None);
+            };
+            if job.status == Status::Printing && job.progress.as_ref() != Some(&progress) {
+                job.progress = Some(progress);
+                ctx.put_job(&job)?;
+                return Ok(Some(job));
+            }
+            Ok(None)
+        })?;
+        if let Some(job) = changed {
+            self.live.job(&job);
+        }
+        Ok(())
+    }
+
+    /// At start-up, every job left PRINTING is matched with its printer: on a manual
+    /// printer it stays (staff finish it); a print streamed by the process that died is
+    /// over, so it goes back to READYTOPRINT; on a printer that prints by itself (SD card,
+    /// MQTT, Moonraker, PrusaLink) it stays PRINTING and is returned here, for the
+    /// tracker to re-attach to (and fail after the grace period if the printer does not
+    /// show it).
+    pub fn reconcile_on_start(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<BTreeMap<String, (JobId, Option<String>)>, WorkflowError> {
         let actor = Actor::System {
             component: "startup",
         };
+        let mut reattach = BTreeMap::new();
         for printer in &self.config.printers {
             let record = self.store.printer(&printer.id)?;
-            if printer.driver == DriverKind::Manual || record.state != PrinterState::Printing {
+            let Some(job) = record
+                .job_id
+                .filter(|_| record.state == PrinterState::Printing)
+            else {
                 continue;
-            }
-            if let Some(job) = record.job_id {
-                let reason =
-                    "Farmhand restarted while streaming this print, so the printer stopped";
-                let fail = Action::Fail {
-                    reason: reason.into(),
-                    cause: lifecycle::FailureCause::Printer,
-                };
-                self.act(job, JobRequest::Other(fail), &actor, now)?;
+            };
+            let reason = match printer.driver {
+                DriverKind::Manual => continue,
+                _ if self.fleet.get(&printer.id).is_none() => format!(
+                    "after the restart printer {} has no driver running, so nobody can follow this print",
+                    printer.id
+                ),
+                DriverKind::Marlin if !printer.sd_card => {
+                    "Farmhand restarted while streaming this print, so the printer stopped".into()
+                }
+                _ => {
+                    reattach.insert(printer.id.clone(), (job, record.driver_job.clone()));
+                    continue;
+                }
+            };
+            let fail = Action::Fail {
+                reason,
+                cause: lifecycle::FailureCause::Printer,
+            };
+            if let Err(e) = self.act(job, JobRequest::Other(fail), &actor, now) {
+                tracing::error!(printer = %printer.id, job = %job, "cannot end the interrupted print: {e}");
             }
         }
-        Ok(())
+        Ok(reattach)
     }
 
     /// The G-code file to send to a printer for this job, if it has one.
@@ -252,6 +358,9 @@ impl Workflow {
             Ok(Created::New(job))
         })?;
         self.processing_wakeup.notify_one();
+        if let Created::New(job) = &created {
+            self.live.job(job);
+        }
         Ok(created)
     }
 
@@ -271,6 +380,10 @@ impl Workflow {
             self.commit_action(ctx, &job, &action, actor, now)
         })?;
         self.mail_wakeup.notify_one();
+        self.live.job(&job);
+        if let Some(printer) = &job.printer {
+            self.publish_printer(printer);
+        }
         Ok(job)
     }
 
@@ -286,14 +399,16 @@ impl Workflow {
             return Err(unknown());
         }
         let hash = sha256_hex(token.trim().as_bytes());
-        self.store.write(|ctx| {
-            let stored = ctx.confirmation(&hash)?.ok_or_else(unknown)?;
-            if stored.expires_at <= now {
-                return Err(unknown());
-            }
-            let job = ctx.job(stored.job_id)?.ok_or_else(unknown)?;
-            self.commit_action(ctx, &job, &Action::Confirm, &Actor::Student, now)
-        })
+        self.store
+            .write(|ctx| {
+                let stored = ctx.confirmation(&hash)?.ok_or_else(unknown)?;
+                if stored.expires_at <= now {
+                    return Err(unknown());
+                }
+                let job = ctx.job(stored.job_id)?.ok_or_else(unknown)?;
+                self.commit_action(ctx, &job, &Action::Confirm, &Actor::Student, now)
+            })
+            .inspect(|job| self.live.job(job))
     }
 
     /// The job a live confirmation token belongs to (for the confirm page).
@@ -338,8 +453,10 @@ impl Workflow {
                 details: json!({ "printer": printer }),
             };
             ctx.append_event(job, actor, draft, now)?;
-            Ok(())
-        })
+            Ok::<_, WorkflowError>(())
+        })?;
+        self.publish_printer(printer);
+        Ok(())
     }
 
     /// Adds a staff member to the attribution list (or reactivates one).
@@ -506,26 +623,27 @@ impl Workflow {
         job: &Job,
         requested: Option<String>,
     ) -> Result<String, WorkflowError> {
-        if let Some(id) = requested.or_else(|| job.printer.clone()) {
+        if let Some(id) = requested.or_else(|| job.staff_printer.clone()) {
             self.printer_config(&id)?;
             return match self.availability(ctx, job, &id)? {
                 Ok(()) => Ok(id),
                 Err((code, message)) => Err(WorkflowError::Conflict { code, message }),
             };
         }
+        let mut slots = Vec::new();
         for printer in &self.config.printers {
-            if printer.accepts_material(job.material.as_deref())
-                && self.availability(ctx, job, &printer.id)?.is_ok()
-            {
-                return Ok(printer.id.clone());
-            }
+            let record = ctx.printer(&printer.id)?;
+            let live = self.fleet.status(&printer.id);
+            slots.push(scheduler::slot(printer, &record, live.as_ref()));
         }
-        Err(WorkflowError::Conflict {
+        let candidate = scheduler::candidate(job, self.gcode_path(job).is_some());
+        scheduler::best_free(&candidate, &slots).map_err(|why| WorkflowError::Conflict {
             code: "no_idle_printer",
             message: format!(
-                "no idle printer can take job {} ({}) right now",
+                "no idle printer can take job {} ({}) right now: {}",
                 job.id,
-                job.material.as_deref().unwrap_or("any material")
+                job.material.as_deref().unwrap_or("any material"),
+                why.trim_start_matches("waits: ")
             ),
         })
     }
@@ -595,7 +713,10 @@ impl Workflow {
         actor: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Job, WorkflowError> {
-        let transition = lifecycle::apply(job, action, actor, now)?;
+        let mut transition = lifecycle::apply(job, action, actor, now)?;
+        if let Action::Fail { reason, .. } = action {
+            self.flag_if_failing(&mut transition, reason);
+        }
         let job = transition.job;
         ctx.put_job(&job)?;
         for draft in transition.events {
@@ -605,6 +726,20 @@ impl Workflow {
             self.carry_out(ctx, &job, effect, now)?;
         }
         Ok(job)
+    }
+
+    /// A job that failed `dispatch.max_failures` times is flagged for staff.
+    fn flag_if_failing(&self, transition: &mut lifecycle::Transition, reason: &str) {
+        let attempts = transition.job.attempts;
+        if attempts < self.config.dispatch.max_failures {
+            return;
+        }
+        transition.job.needs_staff = Some(format!(
+            "failed {attempts} times (last: {reason}): check the model and the printer, then dispatch it by hand"
+        ));
+        for event in &mut transition.events {
+            event.details["needs_staff"] = json!(true);
+        }
     }
 
     fn carry_out(
@@ -655,6 +790,7 @@ impl Workflow {
                     state: PrinterState::Printing,
                     job_id: Some(job.id),
                     last_job_id: None,
+                    driver_job: None,
                 };
                 ctx.put_printer(printer, &record)?;
             }
@@ -663,6 +799,7 @@ impl Workflow {
                     state: PrinterState::NeedsClearing,
                     job_id: None,
                     last_job_id: Some(job.id),
+                    driver_job: None,
                 };
                 ctx.put_printer(printer, &record)?;
             }
@@ -733,6 +870,10 @@ fn new_job(id: JobId, new: &NewJob, duplicate_of: Option<JobId>, now: DateTime<U
         picked_up_by: None,
         created_at: now,
         updated_at: now,
+        priority: 0,
+        waits: None,
+        needs_staff: None,
+        staff_printer: None,
     }
 }
 

@@ -77,6 +77,11 @@ pub struct PrinterStatus {
     /// The latest problem, in words an operator can act on.
     pub error: Option<String>,
     pub last_outcome: Option<PrintOutcome>,
+    /// The printer's own id of the running job or, beside `last_outcome`, of the last one, when
+    /// the protocol has ids (generic MQTT). A restarted host uses it to recognise the outcome of
+    /// a job it started before the restart.
+    #[serde(default)]
+    pub job_ref: Option<String>,
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ use super::AppState;
 use super::auth::Workstation;
 use super::error::{ApiError, ApiJson};
 use super::jobs::parse_job_id;
-use crate::config::DriverKind;
 use crate::model::PrinterState;
 use crate::store::EventQuery;
 
@@ -49,40 +48,9 @@ async fn health(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
 async fn printers(State(app): State<AppState>, _ws: Workstation) -> Result<Json<Value>, ApiError> {
     let mut out = Vec::new();
     for printer in &app.config.printers {
-        let record = app.store.printer(&printer.id)?;
-        let live = app.fleet.status(&printer.id);
-        let state = printer_state(printer.driver, record.state, live.as_ref());
-        let progress = match record.job_id {
-            Some(job) => app.store.job(job)?.and_then(|j| j.progress),
-            None => None,
-        };
-        out.push(json!({
-            "id": printer.id, "name": printer.display_name(), "driver": printer.driver,
-            "state": state, "job_id": record.job_id, "progress": progress,
-            "temps": live.as_ref().map(|s| &s.temps), "error": live.as_ref().and_then(|s| s.error.clone()),
-            "materials": printer.materials, "build_volume_mm": printer.build_volume_mm,
-        }));
+        out.push(app.workflow.printer_json(printer)?);
     }
     Ok(Json(Value::Array(out)))
-}
-
-/// The contract's printer state: the store knows about beds to clear; a connected
-/// printer's driver knows the rest.
-fn printer_state(
-    driver: DriverKind,
-    stored: PrinterState,
-    live: Option<&drivers::PrinterStatus>,
-) -> PrinterState {
-    if stored == PrinterState::NeedsClearing || driver == DriverKind::Manual {
-        return stored;
-    }
-    match live.map(|s| s.state) {
-        None | Some(drivers::PrinterState::Offline) => PrinterState::Offline,
-        Some(drivers::PrinterState::Idle) => PrinterState::Idle,
-        Some(drivers::PrinterState::Printing) => PrinterState::Printing,
-        Some(drivers::PrinterState::Paused) => PrinterState::Paused,
-        Some(drivers::PrinterState::Error) => PrinterState::Error,
-    }
 }
 
 #[derive(Deserialize)]

@@ -270,6 +270,11 @@ struct NotesBody {
 }
 
 #[derive(Deserialize)]
+struct PriorityBody {
+    priority: i32,
+}
+
+#[derive(Deserialize)]
 struct LockBody {
     minutes: Option<u32>,
 }
@@ -334,6 +339,9 @@ fn request(action: &str, rest: Value) -> Result<JobRequest, ApiError> {
         },
         "unlock" => JobRequest::Other(Action::Unlock),
         "viewed" => JobRequest::Other(Action::MarkViewed),
+        "priority" => JobRequest::Other(Action::SetPriority {
+            priority: body::<PriorityBody>(rest)?.priority,
+        }),
         other => {
             return Err(ApiError::not_found(format!(
                 "jobs have no action {other:?}"
@@ -364,45 +372,43 @@ async fn act(
     if action == "dispatch" {
         return start_on_printer(&app, job).await.map(Json);
     }
+    if action == "fail" {
+        stop_on_printer(&app, job.printer.as_deref()).await;
+    }
     Ok(Json(job_json(&job)))
 }
 
-/// After a dispatch commits, a connected printer is told to start. If it refuses, the
-/// print failed before it began: the job goes back to READYTOPRINT with the reason.
+/// After a dispatch commits, a connected printer is told to start; if it refuses, the
+/// job is already back in READYTOPRINT and the client gets a 409 with the reason.
 async fn start_on_printer(app: &AppState, job: Job) -> Result<Value, ApiError> {
-    let Some(printer_id) = job.printer.clone() else {
-        return Ok(job_json(&job));
+    match crate::dispatch::start_on_printer(app, job).await {
+        Ok(job) => Ok(job_json(&job)),
+        Err(crate::dispatch::StartError::Refused(reason)) => Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "printer_start_failed",
+            reason,
+        )),
+        Err(crate::dispatch::StartError::Workflow(e)) => Err(e.into()),
+        Err(crate::dispatch::StartError::Busy(e)) => Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            e,
+        )),
+    }
+}
+
+/// Staff failed a print that a connected printer is still running: stop it there too,
+/// so the printer does not go on with a job Farmhand no longer tracks.
+async fn stop_on_printer(app: &AppState, printer: Option<&str>) {
+    let Some(id) = printer else { return };
+    let Some(handle) = app.fleet.get(id).cloned() else {
+        return;
     };
-    let Some(printer) = app.fleet.get(&printer_id).cloned() else {
-        return Ok(job_json(&job)); // a manual printer: staff start it by hand
-    };
-    let Some(gcode) = app.workflow.gcode_path(&job) else {
-        return Ok(job_json(&job));
-    };
-    let Err(error) = printer.start_job(gcode).await else {
-        return Ok(job_json(&job));
-    };
-    let reason = format!("printer {printer_id} could not start the print: {error}");
-    let fail = JobRequest::Other(Action::Fail {
-        reason: reason.clone(),
-        cause: FailureCause::Printer,
-    });
-    let workflow = app.workflow.clone();
-    let actor = crate::model::Actor::System {
-        component: "dispatch",
-    };
-    tokio::task::spawn_blocking(move || workflow.act(job.id, fail, &actor, Utc::now()))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                e.to_string(),
-            )
-        })??;
-    Err(ApiError::new(
-        axum::http::StatusCode::CONFLICT,
-        "printer_start_failed",
-        reason,
-    ))
+    let running = matches!(
+        handle.status().borrow().state,
+        drivers::PrinterState::Printing | drivers::PrinterState::Paused
+    );
+    if running && let Err(e) = handle.cancel().await {
+        tracing::warn!(printer = %id, "cannot stop the failed print on the printer: {e}");
+    }
 }

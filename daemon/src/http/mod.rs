@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod mail;
 pub mod ratelimit;
 pub mod status;
+pub mod stream;
 pub mod submit;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub fn router(app: AppState) -> Router {
         .merge(farm::routes())
         .merge(mail::routes())
         .merge(status::routes())
+        .merge(stream::routes())
         .fallback(not_found)
         .with_state(app)
 }

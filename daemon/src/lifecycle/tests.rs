@@ -52,6 +52,10 @@ fn job(status: Status) -> Job {
         picked_up_by: None,
         created_at: now(),
         updated_at: now(),
+        priority: 0,
+        waits: None,
+        needs_staff: None,
+        staff_printer: None,
     }
 }
 

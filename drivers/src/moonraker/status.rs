@@ -124,6 +124,7 @@ impl Objects {
                 None
             },
             last_outcome: None,
+            job_ref: None,
         }
     }
 }

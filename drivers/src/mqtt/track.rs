@@ -70,6 +70,7 @@ impl Track {
             seen: false,
         });
         self.status.last_outcome = None;
+        self.status.job_ref = self.job.as_ref().map(|j| j.id.clone());
         self.status.error = None;
         self.status.state = PrinterState::Printing;
         self.status.job = Some(JobProgress {
@@ -86,6 +87,20 @@ impl Track {
         let Some(job) = self.job.clone() else {
             self.status.state = printer_state;
             self.status.job = None;
+            // How the printer's last job ended, as it says (a host that restarted learns the
+            // end of a job it started before).
+            if let Some(last) = &msg.last_job
+                && self.status.job_ref.as_deref() != Some(last.id.as_str())
+            {
+                self.status.last_outcome = Some(last.outcome.clone());
+                self.status.job_ref = Some(last.id.clone());
+            }
+            if let Some(report) = msg
+                .job
+                .filter(|_| matches!(printer_state, PrinterState::Printing | PrinterState::Paused))
+            {
+                self.adopt(&report);
+            }
             return;
         };
         if let Some(last) = msg.last_job.filter(|l| l.id == job.id) {
@@ -118,6 +133,20 @@ impl Track {
             // Not picked up yet (the command may still be on its way): wait for `tick`.
             _ => {}
         }
+    }
+
+    /// The printer is already printing a job we did not start in this process (the host
+    /// restarted mid-print): follow it, so its end is reported like any other.
+    fn adopt(&mut self, report: &JobReport) {
+        self.job = Some(ActiveJob {
+            id: report.id.clone(),
+            size: 0,
+            sent_at: Instant::now(),
+            seen: true,
+        });
+        self.status.last_outcome = None;
+        self.status.job_ref = Some(report.id.clone());
+        self.status.job = Some(progress(report, 0));
     }
 
     /// Time passes: a job the printer never picked up fails after `start_timeout`.
@@ -288,6 +317,33 @@ mod tests {
         };
         assert!(reason.contains("stopped reporting job j1"), "{reason}");
         assert!(reason.ends_with(": power loss"), "{reason}");
+    }
+
+    #[test]
+    fn a_job_running_when_we_connect_is_adopted_and_its_end_reported() {
+        let mut tr = Track::new("lab/p1", Duration::from_secs(30));
+        feed(
+            &mut tr,
+            r#"{"v":1,"state":"idle","last_job":{"id":"j0","outcome":"completed"}}"#,
+        );
+        assert!(tr.job().is_none(), "an old outcome is not adopted");
+        // …but reported as the printer's last outcome, with its id.
+        assert_eq!(tr.status().last_outcome, Some(PrintOutcome::Completed));
+        assert_eq!(tr.status().job_ref.as_deref(), Some("j0"));
+        feed(
+            &mut tr,
+            r#"{"v":1,"state":"printing","job":{"id":"j9","percent":40}}"#,
+        );
+        assert_eq!(tr.job().map(|j| j.id.as_str()), Some("j9"));
+        assert_eq!(tr.status().state, PrinterState::Printing);
+        assert_eq!(tr.status().job.as_ref().map(|j| j.percent), Some(40.0));
+        feed(
+            &mut tr,
+            r#"{"v":1,"state":"idle","last_job":{"id":"j9","outcome":"completed"}}"#,
+        );
+        assert_eq!(tr.status().last_outcome, Some(PrintOutcome::Completed));
+        assert_eq!(tr.status().job_ref.as_deref(), Some("j9"));
+        assert!(tr.job().is_none());
     }
 
     #[test]

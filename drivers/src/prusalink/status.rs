@@ -106,6 +106,7 @@ impl StatusDoc {
                 .then(|| self.message())
                 .flatten(),
             last_outcome: None,
+            job_ref: None,
         }
     }
 }
