@@ -38,6 +38,8 @@ pub enum RunError {
     Setup(#[from] WorkflowError),
     #[error("e-mail settings: {0}")]
     Mail(#[from] MailError),
+    #[error("cloud sync settings: {0}")]
+    Sync(#[from] crate::sync::SyncError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -57,6 +59,10 @@ pub async fn build(
 ) -> Result<(Arc<App>, Wakeups), RunError> {
     let config = Arc::new(config);
     let store = Store::open(&config.storage.data_dir)?;
+    let store = match config.sync {
+        Some(_) => store.with_sync_outbox(),
+        None => store,
+    };
     let host = public_host(&public_url);
     let fleet = Arc::new(Fleet::start(&config, &host, tasks, shutdown).await);
     let composer = Arc::new(Composer::new(&config.email().from, &public_url)?);
@@ -113,6 +119,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let url = public_url(&config, &listener);
+    let bucket = config
+        .sync
+        .as_ref()
+        .map(crate::sync::bucket::Bucket::open)
+        .transpose()?;
     let tasks = TaskTracker::new();
     let (app, wakeups) = build(config, url, &tasks, &shutdown).await?;
     app.workflow.reconcile_on_start(Utc::now())?;
@@ -142,6 +153,14 @@ pub async fn run(
         workers,
         shutdown.clone(),
     ));
+    if let (Some(sync), Some(bucket)) = (&app.config.sync, bucket) {
+        tasks.spawn(crate::sync::worker::run(
+            app.store.clone(),
+            sync.clone(),
+            bucket,
+            shutdown.clone(),
+        ));
+    }
     let router = crate::http::router(app);
     let serve =
         axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());

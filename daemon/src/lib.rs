@@ -12,6 +12,7 @@
 //!   into job progress and outcomes.
 //! - [`mail`]: composing mail into the durable outbox, and delivering it.
 //! - [`processing`]: the durable queue that analyses uploads and makes previews.
+//! - [`sync`]: the cloud copy: outbox worker, bucket layout, `restore`.
 //! - [`app`]: wiring and [`app::run`], shared by `main` and the tests.
 //! - [`cli`]: the client commands (`submit`, `jobs`, `printers`).
 //! - [`tools`]: the offline commands (`analyze`, `convert`, `thumbnail`, `print`).
@@ -29,6 +30,7 @@ pub mod model;
 pub mod pages;
 pub mod processing;
 pub mod store;
+pub mod sync;
 pub mod tools;
 pub mod workflow;
 

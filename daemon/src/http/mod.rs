@@ -7,6 +7,7 @@ pub mod error;
 pub mod farm;
 pub mod jobs;
 pub mod submit;
+pub mod sync;
 
 use std::sync::Arc;
 
@@ -26,6 +27,7 @@ pub fn router(app: AppState) -> Router {
         .merge(jobs::routes())
         .merge(confirm::routes())
         .merge(farm::routes())
+        .merge(sync::routes())
         .fallback(not_found)
         .with_state(app)
 }

@@ -91,5 +91,8 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(MAIL_OUTBOX)?;
     txn.open_table(PRINTERS)?;
     txn.open_table(TASKS)?;
+    txn.open_table(SYNC_OUTBOX)?;
+    txn.open_table(SYNC_OBJECTS)?;
+    txn.open_table(SYNC_STATUS)?;
     Ok(())
 }

@@ -48,3 +48,10 @@ pub const PRINTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("printer
 
 /// task id → Task (JSON): the durable processing queue.
 pub const TASKS: TableDefinition<u64, &[u8]> = TableDefinition::new("tasks");
+
+/// job id → SyncEntry (JSON): the cloud-sync outbox, one coalesced row per changed job.
+pub const SYNC_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("sync_outbox");
+/// bucket object path → SHA-256 it holds: what this store already put in the bucket.
+pub const SYNC_OBJECTS: TableDefinition<&str, &str> = TableDefinition::new("sync_objects");
+/// `bucket`, `last_success`, `last_error`, `last_snapshot` → JSON: the sync worker's state.
+pub const SYNC_STATUS: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_status");
