@@ -88,7 +88,7 @@ fn copy_multi<K: redb::Key + 'static, V: redb::Key + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redb::TableHandle;
+    use redb::{MultimapTableHandle, TableHandle};
 
     #[test]
     fn a_snapshot_holds_every_table_of_the_store() {
@@ -117,7 +117,7 @@ mod tests {
         let copy = Database::open(&path).expect("open snapshot");
         assert_eq!(
             names(&copy),
-            names(&store.db),
+            names(&*store.db),
             "add the new table to snapshot::copy_all"
         );
         let txn = copy.begin_read().expect("read");

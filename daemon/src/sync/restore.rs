@@ -83,10 +83,10 @@ pub async fn restore(config: &SyncConfig, data_dir: &Path) -> Result<RestoreRepo
 
 fn refuse_non_empty(data_dir: &Path) -> Result<(), SyncError> {
     match std::fs::read_dir(data_dir) {
-        Ok(mut entries) if entries.next().is_some() => {
-            Err(SyncError::NotEmpty(data_dir.to_path_buf()))
-        }
-        Ok(_) => Ok(()),
+        Ok(mut entries) => match entries.next() {
+            Some(_) => Err(SyncError::NotEmpty(data_dir.to_path_buf())),
+            None => Ok(()),
+        },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(SyncError::io(data_dir)(e)),
     }

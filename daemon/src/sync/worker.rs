@@ -191,7 +191,7 @@ impl Worker {
             let mut entry = ctx.sync_entry(job)?.unwrap_or(entry);
             entry.attempts += 1;
             let wait = backoff(entry.attempts, self.max_backoff);
-            entry.next_attempt_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
+            entry.next_attempt_at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
             entry.last_error = Some(error.to_string());
             ctx.put_sync_entry(job, &entry)
         })?;
