@@ -270,11 +270,12 @@ async fn drained(farm: &TestFarm, timeout: Duration) -> Value {
 
 /// Waits until every processing result is in (analysis, preview, thumbnail).
 async fn processed(farm: &TestFarm, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let job = farm.analysed(id, Duration::from_secs(60)).await;
+        let job = farm.analysed(id, Duration::from_secs(180)).await;
         let artifacts = job["artifacts"].as_object().map_or(0, |a| a.len());
-        if job["analysis"]["state"] != "done" || artifacts >= 2 {
+        let expected = if job["format"] == "gcode" { 1 } else { 2 };
+        if job["analysis"]["state"] != "done" || artifacts >= expected {
             return job;
         }
         assert!(Instant::now() < deadline, "job {id} never got its previews: {job}");
@@ -283,7 +284,7 @@ async fn processed(farm: &TestFarm, id: &str) -> Value {
 }
 
 async fn all_jobs(farm: &TestFarm) -> Vec<Value> {
-    let (status, body) = farm.get("/api/v1/jobs?limit=1000").await;
+    let (status, body) = farm.get("/api/v1/jobs?limit=500").await;
     assert_eq!(status, 200, "{body}");
     body["jobs"].as_array().cloned().expect("jobs")
 }
@@ -352,18 +353,19 @@ async fn jobs_appear_in_the_bucket_with_the_documented_layout() {
         .await;
     assert_eq!(status, 200, "{body}");
 
-    // A file above the multipart threshold (8 MiB): a valid binary STL of 12 MB.
-    let triangles = 240_000u32;
-    let mut big = vec![b' '; 80];
-    big.extend_from_slice(&triangles.to_le_bytes());
-    for i in 0..triangles {
-        let z = (i % 1000) as f32 * 0.01;
-        for v in [0.0f32, 0.0, 1.0, 0.0, 0.0, z, 10.0, 0.0, z, 0.0, 10.0, z] {
-            big.extend_from_slice(&v.to_le_bytes());
+    // A file above the multipart threshold (8 MiB): 12 MB of G-code.
+    let mut big = String::from("; farmhand sync test\nG28\nG90\nM82\nG92 E0\n");
+    let mut layer = 0u32;
+    while big.len() < 12_000_000 {
+        layer += 1;
+        big.push_str(&format!("G1 Z{:.2} F600\n", layer as f64 * 0.2));
+        for i in 0..100u32 {
+            let (x, y) = (10.0 + (i % 10) as f64, 10.0 + (i / 10) as f64);
+            big.push_str(&format!("G1 X{x:.3} Y{y:.3} E{:.5}\n", (layer * 100 + i) as f64 * 0.01));
         }
-        big.extend_from_slice(&[0, 0]);
     }
-    let (status, big_job) = farm.submit("big.stl", big.clone(), "Bo Big", "bo@example.edu").await;
+    let big = big.into_bytes();
+    let (status, big_job) = farm.submit("big.gcode", big.clone(), "Bo Big", "bo@example.edu").await;
     assert_eq!(status, 201, "{big_job}");
     let big_id = big_job["id"].as_str().expect("id").to_string();
     processed(&farm, &big_id).await;
@@ -574,7 +576,7 @@ async fn everything(farm: &TestFarm) -> (Vec<Value>, HashMap<String, Vec<Value>>
         let id = job["id"].as_str().expect("id").to_string();
         events.insert(id.clone(), farm.events(&id).await);
     }
-    let (_, log) = farm.get("/api/v1/events?limit=1000").await;
+    let (_, log) = farm.get("/api/v1/events?limit=500").await;
     (jobs, events, log)
 }
 
