@@ -37,7 +37,9 @@ fn free_port() -> u16 {
 /// `s3s-fs`, installed by scripts/install-test-deps.sh.
 fn s3s_fs_binary() -> PathBuf {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
     std::env::split_paths(&path)
         .chain([home.join(".cargo/bin")])
         .map(|dir| dir.join("s3s-fs"))
@@ -86,7 +88,10 @@ impl S3Server {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "s3s-fs did not start within 20 s");
+            assert!(
+                Instant::now() < deadline,
+                "s3s-fs did not start within 20 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -278,7 +283,10 @@ async fn processed(farm: &TestFarm, id: &str) -> Value {
         if job["analysis"]["state"] != "done" || artifacts >= expected {
             return job;
         }
-        assert!(Instant::now() < deadline, "job {id} never got its previews: {job}");
+        assert!(
+            Instant::now() < deadline,
+            "job {id} never got its previews: {job}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -306,14 +314,20 @@ async fn assert_bucket_matches(farm: &TestFarm, s3: &S3Server) {
             .unwrap_or_else(|| panic!("jobs/{id}/metadata.json is missing; keys: {:?}", s3.keys()));
         let doc: Value = serde_json::from_slice(&raw).expect("metadata json");
         assert_eq!(api_form(&doc["job"]), job, "job {id} in the bucket");
-        assert_eq!(doc["events"].as_array().expect("events"), &farm.events(&id).await);
+        assert_eq!(
+            doc["events"].as_array().expect("events"),
+            &farm.events(&id).await
+        );
         let mut hashes: Vec<String> = doc["file_versions"]
             .as_array()
             .expect("file versions")
             .iter()
             .map(|v| v["hash"].as_str().expect("hash").to_string())
             .collect();
-        assert!(!hashes.is_empty(), "job {id} has no file versions in the bucket");
+        assert!(
+            !hashes.is_empty(),
+            "job {id} has no file versions in the bucket"
+        );
         for (name, hash) in job["artifacts"].as_object().expect("artifacts") {
             let hash = hash.as_str().expect("hash").to_string();
             let file = match name.as_str() {
@@ -344,7 +358,9 @@ async fn jobs_appear_in_the_bucket_with_the_documented_layout() {
     let farm = TestFarm::start_custom(&[("FARMHAND_STORAGE__MAX_UPLOAD_MB", "40")], &extra).await;
 
     let cube = std::fs::read(corpus("models/20mm-xyz-cube.stl")).expect("corpus cube");
-    let (status, job) = farm.submit("cube.stl", cube.clone(), "Ada Student", "ada@example.edu").await;
+    let (status, job) = farm
+        .submit("cube.stl", cube.clone(), "Ada Student", "ada@example.edu")
+        .await;
     assert_eq!(status, 201, "{job}");
     let id = job["id"].as_str().expect("id").to_string();
     processed(&farm, &id).await;
@@ -361,11 +377,16 @@ async fn jobs_appear_in_the_bucket_with_the_documented_layout() {
         big.push_str(&format!("G1 Z{:.2} F600\n", layer as f64 * 0.2));
         for i in 0..100u32 {
             let (x, y) = (10.0 + (i % 10) as f64, 10.0 + (i / 10) as f64);
-            big.push_str(&format!("G1 X{x:.3} Y{y:.3} E{:.5}\n", (layer * 100 + i) as f64 * 0.01));
+            big.push_str(&format!(
+                "G1 X{x:.3} Y{y:.3} E{:.5}\n",
+                (layer * 100 + i) as f64 * 0.01
+            ));
         }
     }
     let big = big.into_bytes();
-    let (status, big_job) = farm.submit("big.gcode", big.clone(), "Bo Big", "bo@example.edu").await;
+    let (status, big_job) = farm
+        .submit("big.gcode", big.clone(), "Bo Big", "bo@example.edu")
+        .await;
     assert_eq!(status, 201, "{big_job}");
     let big_id = big_job["id"].as_str().expect("id").to_string();
     processed(&farm, &big_id).await;
@@ -386,7 +407,9 @@ async fn jobs_appear_in_the_bucket_with_the_documented_layout() {
     ] {
         assert!(keys.contains(&key), "{key} not in the bucket: {keys:?}");
     }
-    let (_, preview) = farm.download(&format!("/api/v1/jobs/{id}/files/preview.glb")).await;
+    let (_, preview) = farm
+        .download(&format!("/api/v1/jobs/{id}/files/preview.glb"))
+        .await;
     assert_eq!(s3.object(&format!("jobs/{id}/preview.glb")), Some(preview));
 
     // The big file went up in parts.
@@ -409,7 +432,9 @@ async fn jobs_appear_in_the_bucket_with_the_documented_layout() {
     let (status, status_body) = farm.get("/api/v1/sync").await;
     assert_eq!(status, 200);
     assert_eq!(status_body["url"], format!("s3://{BUCKET}/{PREFIX}"));
-    let anonymous = reqwest::get(format!("{}/api/v1/sync", farm.url)).await.expect("get");
+    let anonymous = reqwest::get(format!("{}/api/v1/sync", farm.url))
+        .await
+        .expect("get");
     assert_eq!(anonymous.status(), 401, "the backlog is for staff only");
 }
 
@@ -423,7 +448,12 @@ async fn an_outage_under_load_catches_up_with_nothing_missing_or_sent_twice() {
     let mut ids = Vec::new();
     for seed in 0..3 {
         let (status, job) = farm
-            .submit("before.stl", tiny_stl(seed), "Early Bird", &format!("e{seed}@example.edu"))
+            .submit(
+                "before.stl",
+                tiny_stl(seed),
+                "Early Bird",
+                &format!("e{seed}@example.edu"),
+            )
             .await;
         assert_eq!(status, 201, "{job}");
         ids.push(job["id"].as_str().expect("id").to_string());
@@ -439,9 +469,18 @@ async fn an_outage_under_load_catches_up_with_nothing_missing_or_sent_twice() {
     // and changes to the jobs the bucket already has.
     let shared = tiny_stl(999);
     for seed in 100..112u32 {
-        let bytes = if seed < 102 { shared.clone() } else { tiny_stl(seed) };
+        let bytes = if seed < 102 {
+            shared.clone()
+        } else {
+            tiny_stl(seed)
+        };
         let (status, job) = farm
-            .submit("during.stl", bytes, "Night Owl", &format!("n{seed}@example.edu"))
+            .submit(
+                "during.stl",
+                bytes,
+                "Night Owl",
+                &format!("n{seed}@example.edu"),
+            )
             .await;
         assert!(status == 201, "{status} {job}");
         ids.push(job["id"].as_str().expect("id").to_string());
@@ -458,11 +497,20 @@ async fn an_outage_under_load_catches_up_with_nothing_missing_or_sent_twice() {
     // The farm keeps working and shows the backlog while the bucket is unreachable.
     let (health, _) = farm.get("/healthz").await;
     assert_eq!(health, 200);
-    let behind = wait_for_status(&farm, |s| s["last_error"].is_string() && s["pending"].as_u64() >= Some(12)).await;
-    assert!(behind["oldest_pending_age_s"].as_f64().is_some(), "{behind}");
+    let behind = wait_for_status(&farm, |s| {
+        s["last_error"].is_string() && s["pending"].as_u64() >= Some(12)
+    })
+    .await;
+    assert!(
+        behind["oldest_pending_age_s"].as_f64().is_some(),
+        "{behind}"
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let during = proxy.uploads();
-    assert_eq!(during, before_outage, "nothing can have been uploaded while down");
+    assert_eq!(
+        during, before_outage,
+        "nothing can have been uploaded while down"
+    );
 
     s3.resume();
     drained(&farm, Duration::from_secs(120)).await;
@@ -478,11 +526,16 @@ async fn an_outage_under_load_catches_up_with_nothing_missing_or_sent_twice() {
     }
     for id in &ids {
         let key = format!("jobs/{id}/metadata.json");
-        let after = uploads.get(&key).copied().unwrap_or(0) - before_outage.get(&key).copied().unwrap_or(0);
+        let after =
+            uploads.get(&key).copied().unwrap_or(0) - before_outage.get(&key).copied().unwrap_or(0);
         assert_eq!(after, 1, "{key}: {after} uploads after the outage");
     }
     let shared_key = format!("blobs/{}/{}", &sha256(&shared)[..2], sha256(&shared));
-    assert_eq!(uploads.get(&shared_key), Some(&1), "one file, two jobs, one blob");
+    assert_eq!(
+        uploads.get(&shared_key),
+        Some(&1),
+        "one file, two jobs, one blob"
+    );
 }
 
 async fn wait_for_status(farm: &TestFarm, check: impl Fn(&Value) -> bool) -> Value {
@@ -492,7 +545,10 @@ async fn wait_for_status(farm: &TestFarm, check: impl Fn(&Value) -> bool) -> Val
         if check(&status) {
             return status;
         }
-        assert!(Instant::now() < deadline, "sync status never matched: {status}");
+        assert!(
+            Instant::now() < deadline,
+            "sync status never matched: {status}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -501,12 +557,23 @@ async fn wait_for_status(farm: &TestFarm, check: impl Fn(&Value) -> bool) -> Val
 async fn farm_in_every_status(farm: &TestFarm) -> BTreeMap<&'static str, String> {
     let mut jobs = BTreeMap::new();
     let statuses = [
-        "UPLOADED", "PENDING", "READYTOPRINT", "COMPLETED", "PAIDPICKEDUP", "REJECTED", "ARCHIVED",
+        "UPLOADED",
+        "PENDING",
+        "READYTOPRINT",
+        "COMPLETED",
+        "PAIDPICKEDUP",
+        "REJECTED",
+        "ARCHIVED",
         "PRINTING",
     ];
     for (seed, want) in statuses.into_iter().enumerate() {
         let (status, job) = farm
-            .submit("part.stl", tiny_stl(500 + seed as u32), "Sam Student", &format!("s{seed}@example.edu"))
+            .submit(
+                "part.stl",
+                tiny_stl(500 + seed as u32),
+                "Sam Student",
+                &format!("s{seed}@example.edu"),
+            )
             .await;
         assert_eq!(status, 201, "{job}");
         let id = job["id"].as_str().expect("id").to_string();
@@ -515,9 +582,10 @@ async fn farm_in_every_status(farm: &TestFarm) -> BTreeMap<&'static str, String>
         let mut steps: Vec<(&str, Value)> = Vec::new();
         match want {
             "UPLOADED" => {}
-            "REJECTED" | "ARCHIVED" => {
-                steps.push(("reject", json!({ "staff": ADA, "reasons": ["walls too thin"] })))
-            }
+            "REJECTED" | "ARCHIVED" => steps.push((
+                "reject",
+                json!({ "staff": ADA, "reasons": ["walls too thin"] }),
+            )),
             _ => steps.push(("approve", json!({ "staff": ADA, "weight_g": 10.0 }))),
         }
         for (action, body) in steps.drain(..) {
@@ -537,7 +605,10 @@ async fn farm_in_every_status(farm: &TestFarm) -> BTreeMap<&'static str, String>
             _ => {}
         }
         if want == "PAIDPICKEDUP" {
-            steps.push(("pickup", json!({ "staff": ADA, "paid_usd": 3.0, "payment_ref": "CARD-1" })));
+            steps.push((
+                "pickup",
+                json!({ "staff": ADA, "paid_usd": 3.0, "payment_ref": "CARD-1" }),
+            ));
         }
         for (action, body) in steps {
             let (status, answer) = farm.act(&id, action, body).await;
@@ -545,7 +616,11 @@ async fn farm_in_every_status(farm: &TestFarm) -> BTreeMap<&'static str, String>
         }
         if matches!(want, "COMPLETED" | "PAIDPICKEDUP") {
             let (status, answer) = farm
-                .post("/api/v1/printers/manual-1/clear", staff.clone(), common::STAFF_TOKEN)
+                .post(
+                    "/api/v1/printers/manual-1/clear",
+                    staff.clone(),
+                    common::STAFF_TOKEN,
+                )
                 .await;
             assert_eq!(status, 200, "clear: {answer}");
         }
@@ -598,7 +673,9 @@ async fn a_destroyed_farm_is_restored_from_the_bucket_alone() {
             break seen;
         }
     };
-    let original = farm.download(&format!("/api/v1/jobs/{}/files/original", jobs["PRINTING"])).await;
+    let original = farm
+        .download(&format!("/api/v1/jobs/{}/files/original", jobs["PRINTING"]))
+        .await;
     assert_eq!(original.0, 200);
 
     // Destroy the farm.
@@ -626,10 +703,14 @@ async fn a_destroyed_farm_is_restored_from_the_bucket_alone() {
     assert_eq!(after.0, before.0, "the restored jobs");
     assert_eq!(after.1, before.1, "the restored events of each job");
     assert_eq!(after.2, before.2, "the restored audit log");
-    let restored = farm.download(&format!("/api/v1/jobs/{}/files/original", jobs["PRINTING"])).await;
+    let restored = farm
+        .download(&format!("/api/v1/jobs/{}/files/original", jobs["PRINTING"]))
+        .await;
     assert_eq!(restored, original);
     // The restored farm works: the next job gets the next id.
-    let (status, job) = farm.submit("new.stl", tiny_stl(4242), "New Student", "new@example.edu").await;
+    let (status, job) = farm
+        .submit("new.stl", tiny_stl(4242), "New Student", "new@example.edu")
+        .await;
     assert_eq!(status, 201, "{job}");
     assert_eq!(job["id"], "9");
 
@@ -641,7 +722,10 @@ async fn a_destroyed_farm_is_restored_from_the_bucket_alone() {
     std::fs::write(&damaged, bytes).expect("damage");
     let other = tempfile::tempdir().expect("dir");
     let out = restore_command(&url, &other.path().join("data"), Some(&s3.url()));
-    assert!(!out.status.success(), "a damaged blob must fail the restore");
+    assert!(
+        !out.status.success(),
+        "a damaged blob must fail the restore"
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("damaged"),
         "{}",
@@ -657,7 +741,9 @@ async fn a_local_folder_bucket_syncs_and_restores() {
     let extra = format!("[sync]\nurl = \"{url}\"\n");
     let mut farm = TestFarm::start_custom(&[], &extra).await;
     let bytes = tiny_stl(7);
-    let (status, job) = farm.submit("local.stl", bytes.clone(), "Lou Local", "lou@example.edu").await;
+    let (status, job) = farm
+        .submit("local.stl", bytes.clone(), "Lou Local", "lou@example.edu")
+        .await;
     assert_eq!(status, 201, "{job}");
     let id = job["id"].as_str().expect("id").to_string();
     processed(&farm, &id).await;
@@ -675,7 +761,11 @@ async fn a_local_folder_bucket_syncs_and_restores() {
     farm.kill();
     std::fs::remove_dir_all(farm.data_dir()).expect("remove");
     let out = restore_command(&url, &farm.data_dir(), None);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     farm.restart();
     let after = everything(&farm).await;
     assert_eq!(after.0, before.0);

@@ -387,7 +387,8 @@ impl SyncConfig {
             ));
         }
         if self.max_upload_kib_s == Some(0) {
-            problems.push("sync.max_upload_kib_s must be at least 1 (leave it out for no cap)".into());
+            problems
+                .push("sync.max_upload_kib_s must be at least 1 (leave it out for no cap)".into());
         }
         if self.snapshot_interval_s == 0 {
             problems.push("sync.snapshot_interval_s must be at least 1".into());

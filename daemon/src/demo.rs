@@ -33,7 +33,10 @@ pub async fn start(config: &mut Config) -> Result<(DemoPrinters, Vec<String>), s
         // The demo's "cloud": a local folder bucket beside its data.
         let folder = config.storage.data_dir.join("cloud");
         config.sync = Some(SyncConfig::new(format!("file://{}", folder.display())));
-        notes.push(format!("Cloud sync to the local folder {}", folder.display()));
+        notes.push(format!(
+            "Cloud sync to the local folder {}",
+            folder.display()
+        ));
     }
     for printer in &mut config.printers {
         if printer.port.as_deref() == Some("simulated") {

@@ -117,11 +117,14 @@ mod tests {
         let copy = Database::open(&path).expect("open snapshot");
         assert_eq!(
             names(&copy),
-            names(&*store.db),
+            names(&store.db),
             "add the new table to snapshot::copy_all"
         );
         let txn = copy.begin_read().expect("read");
         let meta = txn.open_table(META).expect("meta");
-        assert_eq!(meta.get("next_job_id").expect("get").map(|v| v.value()), Some(42));
+        assert_eq!(
+            meta.get("next_job_id").expect("get").map(|v| v.value()),
+            Some(42)
+        );
     }
 }

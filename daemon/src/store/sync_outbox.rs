@@ -120,7 +120,11 @@ impl WriteCtx {
             self.add_file_version(export.job.id, version)?;
         }
         for hash in export.job.artifacts.values() {
-            let size = self.txn.open_table(BLOBS)?.get(hash.as_str())?.map(|v| v.value());
+            let size = self
+                .txn
+                .open_table(BLOBS)?
+                .get(hash.as_str())?
+                .map(|v| v.value());
             if size.is_none() {
                 // The real size is written once the blob is downloaded and verified.
                 self.register_blob(hash, 0)?;
@@ -198,7 +202,9 @@ impl WriteCtx {
     pub fn sync_entry(&mut self, job: JobId) -> Result<Option<SyncEntry>, StoreError> {
         let table = self.txn.open_table(SYNC_OUTBOX)?;
         let value = table.get(job.0)?;
-        value.map(|v| from_json("sync entry", v.value())).transpose()
+        value
+            .map(|v| from_json("sync entry", v.value()))
+            .transpose()
     }
 
     /// Removes `job`'s row if no change came after `seq`; true when removed.

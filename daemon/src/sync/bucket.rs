@@ -133,8 +133,7 @@ impl Bucket {
                     .or_else(|| std::env::var("AWS_REGION").ok())
                     .unwrap_or_else(|| "us-east-1".into());
                 builder = builder.with_region(region);
-                if let (Some(id), Some(secret)) =
-                    (&config.access_key_id, &config.secret_access_key)
+                if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key)
                 {
                     builder = builder
                         .with_access_key_id(id)

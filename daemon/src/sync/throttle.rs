@@ -69,7 +69,10 @@ mod tests {
         // One second of burst is allowed, no more.
         let allowed = 100.0 * 1024.0 * (secs + 1.0);
         assert!(sent as f64 <= allowed + 1.0, "{sent} B in {secs} s");
-        assert!(secs > 10.0, "1.2 MB at 100 KiB/s takes over 10 s, took {secs}");
+        assert!(
+            secs > 10.0,
+            "1.2 MB at 100 KiB/s takes over 10 s, took {secs}"
+        );
     }
 
     #[test]

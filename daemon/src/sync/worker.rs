@@ -184,14 +184,20 @@ impl Worker {
         Ok(())
     }
 
-    fn retry_later(&self, job: JobId, entry: SyncEntry, error: &SyncError) -> Result<(), SyncError> {
+    fn retry_later(
+        &self,
+        job: JobId,
+        entry: SyncEntry,
+        error: &SyncError,
+    ) -> Result<(), SyncError> {
         let now = Utc::now();
         self.store.write(|ctx| {
             // Re-read: a change may have raised the seq since the pass began.
             let mut entry = ctx.sync_entry(job)?.unwrap_or(entry);
             entry.attempts += 1;
             let wait = backoff(entry.attempts, self.max_backoff);
-            entry.next_attempt_at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
+            entry.next_attempt_at =
+                now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::zero());
             entry.last_error = Some(error.to_string());
             ctx.put_sync_entry(job, &entry)
         })?;
