@@ -784,3 +784,94 @@ async fn a_local_folder_bucket_syncs_and_restores() {
     assert_eq!(after.0, before.0);
     assert_eq!(after.1, before.1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_submissions_are_ingested_once_through_the_http_validation() {
+    let cloud = tempfile::tempdir().expect("cloud dir");
+    let inbox = cloud.path().join("inbox");
+    std::fs::create_dir_all(&inbox).expect("inbox");
+    let drop = |name: &str, doc: Value, file: Option<(&str, Vec<u8>)>| {
+        if let Some((file_name, bytes)) = file {
+            std::fs::write(inbox.join(file_name), bytes).expect("model");
+        }
+        std::fs::write(inbox.join(format!("{name}.json")), doc.to_string()).expect("doc");
+    };
+    let form = |file: &str, email: &str| {
+        json!({
+            "file": file, "student_name": "Ivy Inbox", "student_email": email,
+            "material": "PLA", "color": "Blue", "acknowledged_minimum_charge": true,
+        })
+    };
+    let model = tiny_stl(31337);
+    drop(
+        "good",
+        form("good.stl", "ivy@example.edu"),
+        Some(("good.stl", model.clone())),
+    );
+    drop(
+        "renamed-exe",
+        form("tool.stl", "ivy@example.edu"),
+        Some(("tool.stl", b"MZ\x90\x00this is a windows program".to_vec())),
+    );
+    drop(
+        "bad-email",
+        form("other.stl", "not-an-address"),
+        Some(("other.stl", tiny_stl(1))),
+    );
+    std::fs::write(inbox.join("garbage.json"), b"{not json").expect("garbage");
+
+    let url = format!("file://{}", cloud.path().display());
+    let extra = format!("[sync]\nurl = \"{url}\"\ninbox = true\ninbox_interval_s = 1\n");
+    let farm = TestFarm::start_custom(&[], &extra).await;
+    let done = inbox.join("done/good.json");
+    wait_for("the accepted submission", Duration::from_secs(60), || {
+        std::fs::read(&done).ok()
+    })
+    .await;
+    for name in ["renamed-exe", "bad-email", "garbage"] {
+        let path = inbox.join(format!("rejected/{name}.json"));
+        wait_for(
+            &format!("the rejection of {name}"),
+            Duration::from_secs(60),
+            || std::fs::read(&path).ok(),
+        )
+        .await;
+    }
+    let report: Value = serde_json::from_slice(&std::fs::read(&done).expect("done")).expect("json");
+    let id = report["job_id"].as_str().expect("job id").to_string();
+    let job = farm.job(&id).await;
+    assert_eq!(job["student_email"], "ivy@example.edu");
+    assert_eq!(job["file_hash"], sha256(&model));
+    assert_eq!(job["original_filename"], "good.stl");
+    let code = |name: &str| -> Value {
+        let raw = std::fs::read(inbox.join(format!("rejected/{name}.json"))).expect("rejected");
+        serde_json::from_slice::<Value>(&raw).expect("json")["error"]["code"].clone()
+    };
+    // The same codes as POST /api/v1/jobs gives.
+    assert_eq!(code("renamed-exe"), "not_a_model");
+    assert_eq!(code("bad-email"), "invalid_email");
+    assert_eq!(code("garbage"), "bad_form");
+    assert!(!inbox.join("good.json").exists() && !inbox.join("good.stl").exists());
+    assert!(
+        inbox.join("rejected/tool.stl").exists(),
+        "a rejected model is kept beside its report"
+    );
+
+    // Exactly once: the same submission dropped again (as after a crash before it was
+    // moved) is the same job, and passes later change nothing.
+    drop(
+        "good-again",
+        form("good.stl", "ivy@example.edu"),
+        Some(("good.stl", model.clone())),
+    );
+    let again = inbox.join("done/good-again.json");
+    let raw = wait_for("the re-dropped submission", Duration::from_secs(60), || {
+        std::fs::read(&again).ok()
+    })
+    .await;
+    let report: Value = serde_json::from_slice(&raw).expect("json");
+    assert_eq!(report["job_id"], id.as_str());
+    assert_eq!(report["duplicate"], true);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(all_jobs(&farm).await.len(), 1, "one job from the inbox");
+}

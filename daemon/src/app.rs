@@ -154,6 +154,14 @@ pub async fn run(
         shutdown.clone(),
     ));
     if let (Some(sync), Some(bucket)) = (&app.config.sync, bucket) {
+        if sync.inbox {
+            tasks.spawn(crate::sync::inbox::run(
+                app.clone(),
+                bucket.clone(),
+                std::time::Duration::from_secs(sync.inbox_interval_s),
+                shutdown.clone(),
+            ));
+        }
         tasks.spawn(crate::sync::worker::run(
             app.store.clone(),
             sync.clone(),

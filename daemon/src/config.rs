@@ -349,6 +349,16 @@ pub struct SyncConfig {
     /// The longest wait between retries while the bucket is unreachable.
     #[serde(default = "default_max_backoff")]
     pub max_backoff_s: u64,
+    /// Ingest submissions dropped into `inbox/` in the bucket (docs/sync.md).
+    #[serde(default)]
+    pub inbox: bool,
+    /// How often the inbox is looked at.
+    #[serde(default = "default_inbox_interval")]
+    pub inbox_interval_s: u64,
+}
+
+fn default_inbox_interval() -> u64 {
+    30
 }
 
 fn default_snapshot_interval() -> u64 {
@@ -371,6 +381,8 @@ impl SyncConfig {
             max_upload_kib_s: None,
             snapshot_interval_s: default_snapshot_interval(),
             max_backoff_s: default_max_backoff(),
+            inbox: false,
+            inbox_interval_s: default_inbox_interval(),
         }
     }
 
@@ -392,6 +404,9 @@ impl SyncConfig {
         }
         if self.snapshot_interval_s == 0 {
             problems.push("sync.snapshot_interval_s must be at least 1".into());
+        }
+        if self.inbox_interval_s == 0 || self.inbox_interval_s > 86_400 {
+            problems.push("sync.inbox_interval_s must be between 1 and 86400".into());
         }
         if self.max_backoff_s == 0 || self.max_backoff_s > 86_400 {
             problems.push("sync.max_backoff_s must be between 1 and 86400".into());

@@ -8,11 +8,13 @@
 //! - [`worker`]: drains the durable outbox (`store::sync_outbox`) with back-off, and
 //!   uploads periodic snapshots of the store.
 //! - [`restore`]: `farmhand restore`, rebuilding a store from the bucket alone.
+//! - [`inbox`]: submissions dropped into `inbox/`, ingested through the HTTP intake.
 //!
 //! The farm never waits for the bucket: changes are queued in the same transaction
 //! that makes them and the worker catches up whenever the bucket answers again.
 
 pub mod bucket;
+pub mod inbox;
 pub mod layout;
 pub mod restore;
 pub mod throttle;
