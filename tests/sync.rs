@@ -875,3 +875,44 @@ async fn inbox_submissions_are_ingested_once_through_the_http_validation() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(all_jobs(&farm).await.len(), 1, "one job from the inbox");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bandwidth_cap_paces_uploads() {
+    let cloud = tempfile::tempdir().expect("cloud dir");
+    let url = format!("file://{}", cloud.path().display());
+    let extra = format!("[sync]\nurl = \"{url}\"\nmax_upload_kib_s = 200\n");
+    let farm = TestFarm::start_custom(&[], &extra).await;
+    // A valid 1 MB binary STL.
+    let triangles = 20_000u32;
+    let mut model = vec![b' '; 80];
+    model.extend_from_slice(&triangles.to_le_bytes());
+    for i in 0..triangles {
+        let z = i as f32 * 0.001;
+        for v in [0.0f32, 0.0, 1.0, 0.0, 0.0, z, 10.0, 0.0, z, 0.0, 10.0, z] {
+            model.extend_from_slice(&v.to_le_bytes());
+        }
+        model.extend_from_slice(&[0, 0]);
+    }
+    let started = Instant::now();
+    let (status, job) = farm
+        .submit("paced.stl", model.clone(), "Pat Paced", "pat@example.edu")
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let hash = sha256(&model);
+    let blob = cloud.path().join(format!("blobs/{}/{hash}", &hash[..2]));
+    wait_for("the blob in the bucket", Duration::from_secs(120), || {
+        blob.is_file().then_some(())
+    })
+    .await;
+    let took = started.elapsed();
+    eprintln!(
+        "1 MB at a 200 KiB/s cap reached the bucket after {:.1} s",
+        took.as_secs_f64()
+    );
+    // 1,000,084 bytes at 200 KiB/s with at most one second of burst: 3.9 s at least.
+    assert!(
+        took >= Duration::from_millis(3800),
+        "uploaded in {took:?}: not paced"
+    );
+    assert_eq!(std::fs::read(&blob).expect("blob"), model);
+}
