@@ -443,7 +443,7 @@ async fn an_outage_under_load_catches_up_with_nothing_missing_or_sent_twice() {
     let mut s3 = S3Server::start();
     let proxy = CountingProxy::start(s3.url()).await;
     let extra = sync_config(&proxy.url, "max_backoff_s = 1\nsnapshot_interval_s = 3600");
-    let farm = TestFarm::start_custom(&[], &extra).await;
+    let mut farm = TestFarm::start_custom(&[], &extra).await;
 
     let mut ids = Vec::new();
     for seed in 0..3 {
@@ -505,6 +505,13 @@ async fn an_outage_under_load_catches_up_with_nothing_missing_or_sent_twice() {
     assert!(
         behind["oldest_pending_age_s"].as_f64().is_some(),
         "{behind}"
+    );
+    // The backlog is in the store: a power cut (SIGKILL) while offline loses none of it.
+    farm.restart();
+    let after_crash = sync_status(&farm).await;
+    assert_eq!(
+        after_crash["pending"], behind["pending"],
+        "the backlog survives a crash: {after_crash}"
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
     let during = proxy.uploads();
