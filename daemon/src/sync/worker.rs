@@ -7,12 +7,16 @@
 //! one transaction with the record of what was written, and only if no change came
 //! in meanwhile.
 //!
+//! A job changed again right after its upload waits until [`MIN_JOB_INTERVAL`] has
+//! passed, so a print's progress updates cost one upload per interval, not one each.
+//!
 //! When a request fails the row gets its own back-off (1 s, 2 s, 4 s … up to
 //! `max_backoff_s`) and the whole worker pauses as long, so an unreachable bucket
 //! costs one request per pause, not one per waiting job. The rest of the farm never
 //! waits for any of this.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -32,6 +36,9 @@ use crate::store::sync_outbox::SyncEntry;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Rows taken per pass.
 const BATCH: usize = 16;
+/// One job is uploaded at most this often: a printing job's progress changes every
+/// few seconds, and each change would otherwise be a new `metadata.json`.
+const MIN_JOB_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The wait after the `n`th failure in a row: 1 s, 2 s, 4 s … at most `max`.
 pub fn backoff(n: u32, max: Duration) -> Duration {
@@ -50,6 +57,8 @@ struct Worker {
     uploader: Uploader,
     snapshot_every: chrono::Duration,
     max_backoff: Duration,
+    /// When each job was last uploaded (only the last [`MIN_JOB_INTERVAL`] matters).
+    uploaded_at: HashMap<JobId, Instant>,
 }
 
 /// Runs until `shutdown`; every error is logged, recorded for `GET /api/v1/sync` and
@@ -60,6 +69,7 @@ pub async fn run(store: Store, config: SyncConfig, bucket: Bucket, shutdown: Can
         uploader: Uploader::new(bucket, config.max_upload_kib_s),
         snapshot_every: chrono::Duration::seconds(config.snapshot_interval_s as i64),
         max_backoff: Duration::from_secs(config.max_backoff_s),
+        uploaded_at: HashMap::new(),
     };
     if let Err(e) = worker.adopt_bucket() {
         tracing::error!("cloud sync cannot start: {e}");
@@ -116,6 +126,16 @@ impl Worker {
     async fn pass(&mut self) -> Result<Pass, SyncError> {
         let now = Utc::now();
         let due = self.store.sync_due(now, BATCH)?;
+        self.uploaded_at
+            .retain(|_, at| at.elapsed() < MIN_JOB_INTERVAL);
+        let waiting = !due.is_empty();
+        let due: Vec<_> = due
+            .into_iter()
+            .filter(|(job, _)| !self.uploaded_at.contains_key(job))
+            .collect();
+        if due.is_empty() && waiting {
+            return Ok(Pass::Idle);
+        }
         if due.is_empty() {
             return Ok(if self.maybe_snapshot(now).await? {
                 Pass::Worked
@@ -125,7 +145,10 @@ impl Worker {
         }
         for (job, entry) in due {
             match self.sync_job(job).await {
-                Ok(written) => self.finish(job, entry.seq, &written)?,
+                Ok(written) => {
+                    self.finish(job, entry.seq, &written)?;
+                    self.uploaded_at.insert(job, Instant::now());
+                }
                 Err(e) => {
                     self.retry_later(job, entry, &e)?;
                     return Err(e);
