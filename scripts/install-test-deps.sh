@@ -67,3 +67,11 @@ if [ ! -f "$cura_resources/definitions/creality_ender3.def.json" ] && \
     [ -f "$cura_resources/definitions/creality_ender3.def.json" ] || {
         echo "could not extract Cura's printer definitions from the cura package" >&2; exit 1; }
 fi
+
+# A real S3 server for the cloud-sync tests (checks SigV4, handles multipart). 0.15+
+# needs a newer rustc than the project's; about 3 minutes to build.
+if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/s3s-fs" ]; then
+    echo "== installing s3s-fs 0.14.1 (the S3 server for tests/sync.rs)"
+    cargo install s3s-fs --version 0.14.1 --features binary --locked \
+        || { echo "could not install s3s-fs (cargo install s3s-fs --version 0.14.1 --features binary)" >&2; exit 1; }
+fi

@@ -44,6 +44,8 @@ pub enum RunError {
     Setup(#[from] WorkflowError),
     #[error("e-mail settings: {0}")]
     Mail(#[from] MailError),
+    #[error("cloud sync settings: {0}")]
+    Sync(#[from] crate::sync::SyncError),
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
 }
@@ -63,6 +65,10 @@ pub async fn build(
 ) -> Result<(Arc<App>, Wakeups), RunError> {
     let config = Arc::new(config);
     let store = Store::open(&config.storage.data_dir)?;
+    let store = match config.sync {
+        Some(_) => store.with_sync_outbox(),
+        None => store,
+    };
     let host = public_host(&public_url);
     let fleet = Arc::new(Fleet::start(&config, &host, tasks, shutdown).await);
     let email = config.email();
@@ -130,6 +136,11 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     let url = public_url(&config, &listener);
+    let bucket = config
+        .sync
+        .as_ref()
+        .map(crate::sync::bucket::Bucket::open)
+        .transpose()?;
     let tasks = TaskTracker::new();
     let (app, wakeups) = build(config, url, &tasks, &shutdown).await?;
     let reattach = app.workflow.reconcile_on_start(Utc::now())?;
@@ -171,6 +182,22 @@ pub async fn run(
         workers,
         shutdown.clone(),
     ));
+    if let (Some(sync), Some(bucket)) = (&app.config.sync, bucket) {
+        if sync.inbox {
+            tasks.spawn(crate::sync::inbox::run(
+                app.clone(),
+                bucket.clone(),
+                std::time::Duration::from_secs(sync.inbox_interval_s),
+                shutdown.clone(),
+            ));
+        }
+        tasks.spawn(crate::sync::worker::run(
+            app.store.clone(),
+            sync.clone(),
+            bucket,
+            shutdown.clone(),
+        ));
+    }
     let router = crate::http::router(app);
     // The peer address feeds the per-address rate limit on the students' links.
     let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();

@@ -329,8 +329,90 @@ impl PrinterConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncConfig {
+    /// `s3://bucket/prefix`, `gs://bucket/prefix`, `az://container/prefix` or `file:///path`.
     pub url: String,
+    /// An S3-compatible server instead of AWS (MinIO, Garage, Ceph, s3s-fs).
     pub endpoint: Option<String>,
+    /// S3 region; default `us-east-1` (or `AWS_REGION`).
+    pub region: Option<String>,
+    /// Credentials; absent = the usual `AWS_*` / `GOOGLE_*` / `AZURE_*` environment.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Upload bandwidth cap in KiB/s; absent = unlimited.
+    pub max_upload_kib_s: Option<u64>,
+    /// How often a snapshot of the whole store is uploaded (when something changed).
+    #[serde(default = "default_snapshot_interval")]
+    pub snapshot_interval_s: u64,
+    /// The longest wait between retries while the bucket is unreachable.
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_s: u64,
+    /// Ingest submissions dropped into `inbox/` in the bucket (docs/sync.md).
+    #[serde(default)]
+    pub inbox: bool,
+    /// How often the inbox is looked at.
+    #[serde(default = "default_inbox_interval")]
+    pub inbox_interval_s: u64,
+}
+
+fn default_inbox_interval() -> u64 {
+    30
+}
+
+fn default_snapshot_interval() -> u64 {
+    3600
+}
+
+fn default_max_backoff() -> u64 {
+    300
+}
+
+impl SyncConfig {
+    /// A sync to `url` with every other setting at its default.
+    pub fn new(url: impl Into<String>) -> SyncConfig {
+        SyncConfig {
+            url: url.into(),
+            endpoint: None,
+            region: None,
+            access_key_id: None,
+            secret_access_key: None,
+            max_upload_kib_s: None,
+            snapshot_interval_s: default_snapshot_interval(),
+            max_backoff_s: default_max_backoff(),
+            inbox: false,
+            inbox_interval_s: default_inbox_interval(),
+        }
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Err(e) = crate::sync::bucket::BucketUrl::parse(&self.url) {
+            problems.push(format!("sync.url: {e}"));
+        }
+        if let Some(endpoint) = &self.endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            problems.push(format!(
+                "sync.endpoint: {endpoint:?} must start with http:// or https://"
+            ));
+        }
+        if self.max_upload_kib_s == Some(0) {
+            problems
+                .push("sync.max_upload_kib_s must be at least 1 (leave it out for no cap)".into());
+        }
+        if self.snapshot_interval_s == 0 {
+            problems.push("sync.snapshot_interval_s must be at least 1".into());
+        }
+        if self.inbox_interval_s == 0 || self.inbox_interval_s > 86_400 {
+            problems.push("sync.inbox_interval_s must be between 1 and 86400".into());
+        }
+        if self.max_backoff_s == 0 || self.max_backoff_s > 86_400 {
+            problems.push("sync.max_backoff_s must be between 1 and 86400".into());
+        }
+        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
+            problems.push("sync: give both access_key_id and secret_access_key, or neither".into());
+        }
+        problems
+    }
 }
 
 impl Config {
@@ -396,6 +478,9 @@ impl Config {
             problems.extend(printer.problems());
         }
         problems.extend(self.email().problems());
+        if let Some(sync) = &self.sync {
+            problems.extend(sync.problems());
+        }
         if problems.is_empty() {
             Ok(())
         } else {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use drivers::marlin::sim::{MarlinSim, SimHandle, SimOptions};
 use drivers::mqtt::sim::{MqttSim, MqttSimHandle, MqttSimOptions};
 
-use crate::config::{Config, PrinterConfig};
+use crate::config::{Config, PrinterConfig, SyncConfig};
 
 /// Simulated time runs this much faster than real time in the demo.
 const SPEED_UP: f64 = 20.0;
@@ -29,6 +29,15 @@ pub struct DemoPrinters {
 pub async fn start(config: &mut Config) -> Result<(DemoPrinters, Vec<String>), std::io::Error> {
     let mut printers = DemoPrinters::default();
     let mut notes = Vec::new();
+    if config.sync.is_none() {
+        // The demo's "cloud": a local folder bucket beside its data.
+        let folder = config.storage.data_dir.join("cloud");
+        config.sync = Some(SyncConfig::new(format!("file://{}", folder.display())));
+        notes.push(format!(
+            "Cloud sync to the local folder {}",
+            folder.display()
+        ));
+    }
     for printer in &mut config.printers {
         if printer.port.as_deref() == Some("simulated") {
             let sim = MarlinSim::spawn(SimOptions {

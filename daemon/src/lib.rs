@@ -17,6 +17,7 @@
 //! - [`mail`]: composing mail into the durable outbox, and delivering it.
 //! - [`status_link`]: the HMAC tokens of the students' status-page links.
 //! - [`processing`]: the durable queue that analyses uploads and makes previews.
+//! - [`sync`]: the cloud copy: outbox worker, bucket layout, `restore`.
 //! - [`app`]: wiring and [`app::run`], shared by `main` and the tests.
 //! - [`cli`]: the client commands (`submit`, `jobs`, `printers`).
 //! - [`tools`]: the offline commands (`analyze`, `convert`, `thumbnail`, `print`).
@@ -39,6 +40,7 @@ pub mod processing;
 pub mod status_link;
 pub mod scheduler;
 pub mod store;
+pub mod sync;
 pub mod tools;
 pub mod tracker;
 pub mod workflow;

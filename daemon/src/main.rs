@@ -133,6 +133,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rebuilds a store from the cloud bucket alone, verifying every blob's hash.
+    Restore {
+        /// The bucket, as in `[sync] url` (s3://bucket/prefix, file:///path, …).
+        #[arg(long)]
+        from: String,
+        /// A new, empty data directory.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// An S3-compatible server (as `[sync] endpoint`); credentials from `AWS_*`.
+        #[arg(long, env = "FARMHAND_SYNC__ENDPOINT")]
+        endpoint: Option<String>,
+        #[arg(long, env = "FARMHAND_SYNC__REGION")]
+        region: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -169,6 +183,12 @@ fn init_logging() {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Demo { listen, data_dir } => demo(&listen, &data_dir).await,
+        Command::Restore {
+            from,
+            data_dir,
+            endpoint,
+            region,
+        } => restore(from, &data_dir, endpoint, region).await,
         Command::Serve { config } => match load_config(&config) {
             Some(config) => serve(config, false).await,
             None => Ok(ExitCode::from(2)),
@@ -326,6 +346,33 @@ fn load_config(path: &Path) -> Option<Config> {
             None
         }
     }
+}
+
+async fn restore(
+    from: String,
+    data_dir: &Path,
+    endpoint: Option<String>,
+    region: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let mut config = farmhand::config::SyncConfig::new(from);
+    config.endpoint = endpoint;
+    config.region = region;
+    let report = farmhand::sync::restore::restore(&config, data_dir)
+        .await
+        .with_context(|| format!("restoring from {}", config.url))?;
+    println!(
+        "Restored {} jobs, {} events and {} blobs ({} bytes, every hash verified){} into {}",
+        report.jobs,
+        report.events,
+        report.blobs,
+        report.bytes,
+        report
+            .snapshot
+            .map(|s| format!(" on top of {s}"))
+            .unwrap_or_default(),
+        farmhand::sync::restore::describe(data_dir).display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn demo(listen: &str, data_dir: &Path) -> anyhow::Result<ExitCode> {

@@ -11,6 +11,7 @@ pub mod ratelimit;
 pub mod status;
 pub mod stream;
 pub mod submit;
+pub mod sync;
 
 use std::sync::Arc;
 
@@ -33,6 +34,7 @@ pub fn router(app: AppState) -> Router {
         .merge(mail::routes())
         .merge(status::routes())
         .merge(stream::routes())
+        .merge(sync::routes())
         .fallback(not_found)
         .with_state(app)
 }

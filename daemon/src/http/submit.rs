@@ -180,7 +180,34 @@ async fn accept(app: &AppState, form: &mut Form) -> Result<(StatusCode, Json<Val
             "attach the model as the form field \"file\"",
         ));
     };
-    let mut new = validate_fields(app, &form.fields)?;
+    let created = ingest(app, &form.fields, staged, filename).await?;
+    form.file = None;
+    Ok(match created {
+        Created::New(job) => {
+            tracing::info!(job = %job.id, file = %job.original_filename, "job submitted");
+            let mut body = job_json(&job);
+            body["duplicate"] = json!(false);
+            (StatusCode::CREATED, Json(body))
+        }
+        Created::Duplicate(job) => {
+            let mut body = job_json(&job);
+            body["duplicate"] = json!(true);
+            (StatusCode::OK, Json(body))
+        }
+    })
+}
+
+/// The one intake path, shared by `POST /api/v1/jobs` and the bucket inbox
+/// (`sync::inbox`): validates the form fields, sniffs the staged file (a renamed `.exe`
+/// is refused with what it really is), commits its blob and records the job. On success
+/// the temp file has become the blob; on error it is still the caller's to remove.
+pub async fn ingest(
+    app: &AppState,
+    fields: &HashMap<String, String>,
+    staged: &Staged,
+    filename: &str,
+) -> Result<Created, ApiError> {
+    let mut new = validate_fields(app, fields)?;
     let temp = staged.temp_path.clone();
     let format = tokio::task::spawn_blocking(move || slicer_bridge::sniff_file(&temp))
         .await
@@ -193,7 +220,7 @@ async fn accept(app: &AppState, form: &mut Form) -> Result<(StatusCode, Json<Val
             ),
             slicer_bridge::SniffError::Io(io) => crate::store::StoreError::Io(io).into(),
         })?;
-    new.original_filename = filename.clone();
+    new.original_filename = filename.to_string();
     new.file_hash = staged.sha256.clone();
     new.size_bytes = staged.size_bytes;
     new.format = format.api_name().to_string();
@@ -212,20 +239,7 @@ async fn accept(app: &AppState, form: &mut Form) -> Result<(StatusCode, Json<Val
     })
     .await
     .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()))??;
-    form.file = None;
-    Ok(match created {
-        Created::New(job) => {
-            tracing::info!(job = %job.id, file = %job.original_filename, "job submitted");
-            let mut body = job_json(&job);
-            body["duplicate"] = json!(false);
-            (StatusCode::CREATED, Json(body))
-        }
-        Created::Duplicate(job) => {
-            let mut body = job_json(&job);
-            body["duplicate"] = json!(true);
-            (StatusCode::OK, Json(body))
-        }
-    })
+    Ok(created)
 }
 
 fn validate_fields(app: &AppState, fields: &HashMap<String, String>) -> Result<NewJob, ApiError> {

@@ -12,6 +12,8 @@
 pub mod blobs;
 mod mail;
 pub mod schema;
+pub mod snapshot;
+pub mod sync_outbox;
 pub mod tables;
 mod write;
 
@@ -138,6 +140,8 @@ pub struct Store {
     db: Arc<Database>,
     blobs: BlobStore,
     data_dir: PathBuf,
+    /// Every write feeds the cloud-sync outbox (set by [`Store::with_sync_outbox`]).
+    sync: bool,
 }
 
 pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
@@ -171,7 +175,15 @@ impl Store {
             db: Arc::new(db),
             blobs: BlobStore::open(data_dir)?,
             data_dir: data_dir.to_path_buf(),
+            sync: false,
         })
+    }
+
+    /// This store with every job change also queued for cloud sync (in the same
+    /// transaction as the change). Set once, right after [`Store::open`].
+    pub fn with_sync_outbox(mut self) -> Store {
+        self.sync = true;
+        self
     }
 
     /// The data directory this store lives in.
@@ -191,7 +203,7 @@ impl Store {
         E: From<StoreError>,
     {
         let txn = self.db.begin_write().map_err(StoreError::from)?;
-        let mut ctx = WriteCtx::new(txn);
+        let mut ctx = WriteCtx::new(txn, self.sync);
         let value = f(&mut ctx)?;
         ctx.commit().map_err(E::from)?;
         Ok(value)

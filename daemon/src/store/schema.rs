@@ -95,5 +95,8 @@ fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(PICKUP_REMINDERS)?;
     txn.open_table(MAIL_PENDING)?;
     super::mail::index_pending_mail(txn)?;
+    txn.open_table(SYNC_OUTBOX)?;
+    txn.open_table(SYNC_OBJECTS)?;
+    txn.open_table(SYNC_STATUS)?;
     Ok(())
 }

@@ -57,3 +57,9 @@ pub const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets"
 pub const MAIL_PENDING: TableDefinition<u64, ()> = TableDefinition::new("mail_pending");
 /// job id → PickupReminder (JSON): when the next "still waiting for you" mail is due.
 pub const PICKUP_REMINDERS: TableDefinition<u64, &[u8]> = TableDefinition::new("pickup_reminders");
+/// job id → SyncEntry (JSON): the cloud-sync outbox, one coalesced row per changed job.
+pub const SYNC_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("sync_outbox");
+/// bucket object path → SHA-256 it holds: what this store already put in the bucket.
+pub const SYNC_OBJECTS: TableDefinition<&str, &str> = TableDefinition::new("sync_objects");
+/// `bucket`, `last_success`, `last_error`, `last_snapshot` → JSON: the sync worker's state.
+pub const SYNC_STATUS: TableDefinition<&str, &[u8]> = TableDefinition::new("sync_status");

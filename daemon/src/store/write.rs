@@ -18,11 +18,13 @@ use crate::model::{
 /// An open write transaction with Farmhand's operations on it.
 pub struct WriteCtx {
     pub(super) txn: WriteTransaction,
+    /// Feed the cloud-sync outbox (`[sync]` is configured): see `super::sync_outbox`.
+    pub(super) sync: bool,
 }
 
 impl WriteCtx {
-    pub(super) fn new(txn: WriteTransaction) -> Self {
-        WriteCtx { txn }
+    pub(super) fn new(txn: WriteTransaction, sync: bool) -> Self {
+        WriteCtx { txn, sync }
     }
 
     pub(super) fn commit(self) -> Result<(), StoreError> {
@@ -79,7 +81,7 @@ impl WriteCtx {
         self.txn
             .open_table(JOBS)?
             .insert(job.id.0, to_json(job).as_slice())?;
-        Ok(())
+        self.queue_sync(job.id)
     }
 
     /// Jobs that have ever used this file hash.
@@ -117,9 +119,19 @@ impl WriteCtx {
             triggered_by: actor.triggered_by(),
             workstation_id: actor.workstation(),
         };
+        self.insert_event(&event)?;
+        if let Some(job) = job_id {
+            self.queue_sync(job)?;
+        }
+        Ok(event)
+    }
+
+    /// Writes an event row with its id and every index of it (new or restored events).
+    pub(super) fn insert_event(&mut self, event: &Event) -> Result<(), StoreError> {
+        let (job_id, now) = (event.job_id, event.timestamp);
         self.txn
             .open_table(EVENTS)?
-            .insert(event.id, to_json(&event).as_slice())?;
+            .insert(event.id, to_json(event).as_slice())?;
         if let Some(job) = job_id {
             self.txn
                 .open_multimap_table(EVENTS_BY_JOB)?
@@ -134,7 +146,7 @@ impl WriteCtx {
         self.txn
             .open_table(EVENTS_BY_TIME)?
             .insert((micros(now), event.id), ())?;
-        Ok(event)
+        Ok(())
     }
 
     /// Records a file version of a job and the blob it points at.
@@ -149,7 +161,7 @@ impl WriteCtx {
         self.txn
             .open_table(BLOBS)?
             .insert(version.hash.as_str(), version.size_bytes)?;
-        Ok(())
+        self.queue_sync(job)
     }
 
     /// Registers a blob the store now refers to (an artifact made from a file).
