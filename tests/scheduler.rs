@@ -402,8 +402,11 @@ async fn the_live_stream_carries_job_and_printer_changes_throttled_per_printer()
     eprintln!("{printer_events} printer events for sim-1 in {seconds:.1} s of printing");
     assert!(progress_seen, "progress reached the stream");
     assert!(printer_events >= 2, "{printer_events} printer events");
+    // The driver publishes every 250 ms while printing (4/s, more with temperature reports);
+    // the stream may carry 2/s plus each change of state and the workflow's own announcements
+    // (dispatch, completion).
     assert!(
-        f64::from(printer_events) <= 2.0 * seconds + 4.0,
+        f64::from(printer_events) <= 2.0 * seconds + 6.0,
         "{printer_events} printer events in {seconds:.1} s"
     );
     next_event(&mut rx, "sim-1 needs clearing", |k, v| {
