@@ -399,10 +399,14 @@ async fn the_live_stream_carries_job_and_printer_changes_throttled_per_printer()
         }
     }
     let seconds = start.elapsed().as_secs_f64();
+    eprintln!("{printer_events} printer events for sim-1 in {seconds:.1} s of printing");
     assert!(progress_seen, "progress reached the stream");
     assert!(printer_events >= 2, "{printer_events} printer events");
+    // The driver publishes every 250 ms while printing (4/s, more with temperature reports);
+    // the stream may carry 2/s plus each change of state and the workflow's own announcements
+    // (dispatch, completion).
     assert!(
-        f64::from(printer_events) <= 2.0 * seconds + 4.0,
+        f64::from(printer_events) <= 2.0 * seconds + 6.0,
         "{printer_events} printer events in {seconds:.1} s"
     );
     next_event(&mut rx, "sim-1 needs clearing", |k, v| {
@@ -560,6 +564,7 @@ async fn no_job_stays_printing_longer_than_the_grace_period_after_its_printer_va
     )
     .await;
     let took = offline.elapsed();
+    eprintln!("mqtt-1 offline → job READYTOPRINT after {took:?} (grace {GRACE_S} s)");
     assert_eq!(back["attempts"], 1);
     let failed = event(&farm, &on_mqtt, "PrintFailed").await;
     let reason = failed["details"]["reason"].as_str().unwrap_or("");
@@ -600,6 +605,7 @@ async fn no_job_stays_printing_longer_than_the_grace_period_after_its_printer_va
     )
     .await;
     let took = restarted.elapsed();
+    eprintln!("restart without sd-1 → job READYTOPRINT after {took:?} (grace {GRACE_S} s)");
     assert_eq!(back["attempts"], 1);
     assert!(
         took <= Duration::from_secs(GRACE_S + 8),

@@ -576,6 +576,7 @@ impl Config {
             self.pricing.minimum_charge_usd,
             join_or_none(&materials)
         ));
+        out.push(format!("dispatch:      {}", self.dispatch.summary()));
         out.push(format!("printers:      {}", self.printers.len()));
         for p in &self.printers {
             out.push(format!("  - {} [{:?}] {}", p.id, p.driver, p.display_name()).to_string());

@@ -149,6 +149,24 @@ impl DispatchConfig {
         problems
     }
 
+    /// One line for `check-config`.
+    pub fn summary(&self) -> String {
+        let cap = self
+            .max_printing_per_student
+            .map_or("no cap".to_string(), |n| format!("{n} per student"));
+        let hours = match (&self.open, &self.close) {
+            (Some(open), Some(close)) => format!(
+                "staffed {open}–{close} (UTC{})",
+                self.utc_offset.as_deref().unwrap_or("+00:00")
+            ),
+            _ => "no staffed hours".into(),
+        };
+        format!(
+            "link grace {} s; flagged after {} failures; starts {} s apart; {cap}; {hours}",
+            self.link_grace_s, self.max_failures, self.stagger_s
+        )
+    }
+
     /// The grace period for a lost link.
     pub fn grace(&self) -> std::time::Duration {
         std::time::Duration::from_secs(self.link_grace_s)
