@@ -173,7 +173,12 @@ async fn the_lifecycle_mails_the_right_student_with_links_that_work() {
     // Every mail is one `EmailSent` event and one outbox row, with the same Message-ID.
     let ids: BTreeSet<String> = mails.iter().map(Received::message_id).collect();
     assert_eq!(ids.len(), 3, "{ids:?}");
-    let listed = outbox_api(&farm, "?state=sent").await;
+    // (The server has a mail a moment before the daemon records it sent.)
+    let listed = wait_for("three mails recorded sent", Duration::from_secs(20), || {
+        let listed = futures_block(outbox_api(&farm, "?state=sent"));
+        (listed.len() == 3).then_some(listed)
+    })
+    .await;
     let listed_ids: BTreeSet<String> = listed
         .iter()
         .map(|m| m["message_id"].as_str().expect("id").to_string())
