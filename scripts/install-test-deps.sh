@@ -52,3 +52,13 @@ if [ ! -f "$cura_resources/definitions/creality_ender3.def.json" ] && \
     [ -f "$cura_resources/definitions/creality_ender3.def.json" ] || {
         echo "could not extract Cura's printer definitions from the cura package" >&2; exit 1; }
 fi
+
+# The service checks (scripts/service-checks.sh): systemd-analyze comes with systemd.
+apt_install systemd-analyze systemd
+# The Raspberry Pi cross builds: Debian's cross linkers, qemu-user, the Rust targets.
+scripts/install-pi-deps.sh
+# The .deb (scripts/deb-checks.sh).
+if ! command -v cargo-deb >/dev/null 2>&1; then
+    echo "== cargo install cargo-deb"
+    cargo install cargo-deb --locked || { echo "could not install cargo-deb (cargo install cargo-deb --locked)" >&2; exit 1; }
+fi

@@ -27,6 +27,8 @@ pub struct App {
     pub pages: minijinja::Environment<'static>,
     pub public_url: String,
     pub fleet: Arc<Fleet>,
+    /// HTTP latencies for `GET /metrics`.
+    pub http_metrics: crate::http::metrics::HttpMetrics,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -82,6 +84,7 @@ pub async fn build(
         pages: crate::pages::environment(),
         public_url,
         fleet,
+        http_metrics: Default::default(),
     };
     Ok((Arc::new(app), wakeups))
 }
@@ -142,6 +145,8 @@ pub async fn run(
         workers,
         shutdown.clone(),
     ));
+    // The store is open and the port bound: tell systemd (READY=1, watchdog, STOPPING=1).
+    crate::service::started(&app.store, &tasks, &shutdown);
     let router = crate::http::router(app);
     let serve =
         axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().cancelled_owned());

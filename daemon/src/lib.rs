@@ -12,6 +12,8 @@
 //!   into job progress and outcomes.
 //! - [`mail`]: composing mail into the durable outbox, and delivering it.
 //! - [`processing`]: the durable queue that analyses uploads and makes previews.
+//! - [`service`]: systemd readiness, watchdog and stopping notifications.
+//! - [`logging`]: journald under systemd, readable lines on stderr otherwise.
 //! - [`app`]: wiring and [`app::run`], shared by `main` and the tests.
 //! - [`cli`]: the client commands (`submit`, `jobs`, `printers`).
 //! - [`tools`]: the offline commands (`analyze`, `convert`, `thumbnail`, `print`).
@@ -24,10 +26,12 @@ pub mod fleet;
 pub mod http;
 pub mod intake;
 pub mod lifecycle;
+pub mod logging;
 pub mod mail;
 pub mod model;
 pub mod pages;
 pub mod processing;
+pub mod service;
 pub mod store;
 pub mod tools;
 pub mod workflow;

@@ -68,7 +68,7 @@ async fn printers(State(app): State<AppState>, _ws: Workstation) -> Result<Json<
 
 /// The contract's printer state: the store knows about beds to clear; a connected
 /// printer's driver knows the rest.
-fn printer_state(
+pub(crate) fn printer_state(
     driver: DriverKind,
     stored: PrinterState,
     live: Option<&drivers::PrinterStatus>,

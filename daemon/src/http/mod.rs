@@ -6,6 +6,7 @@ pub mod confirm;
 pub mod error;
 pub mod farm;
 pub mod jobs;
+pub mod metrics;
 pub mod submit;
 
 use std::sync::Arc;
@@ -26,7 +27,12 @@ pub fn router(app: AppState) -> Router {
         .merge(jobs::routes())
         .merge(confirm::routes())
         .merge(farm::routes())
+        .merge(metrics::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::track,
+        ))
         .with_state(app)
 }
 

@@ -10,7 +10,9 @@
 //! [`schema`] for how a store written by an older Farmhand is brought up to date.
 
 pub mod blobs;
+mod probe;
 pub mod schema;
+pub mod stats;
 pub mod tables;
 mod write;
 
