@@ -51,6 +51,7 @@ fn hours(job: &Job) -> String {
     })
 }
 
+#[utoipa::path(get, path = "/confirm/{token}", tag = "student", params(("token" = String, Path, description = "From the confirmation e-mail")), responses((status = 200, description = "HTML: the cost and time to confirm"), (status = 404, description = "HTML: unknown, used or expired link")))]
 async fn page(State(app): State<AppState>, Path(token): Path<String>) -> Response {
     let Ok(job) = app.workflow.job_for_token(&token, Utc::now()) else {
         return invalid_link();
@@ -80,6 +81,7 @@ async fn confirm(app: &AppState, token: String) -> Result<Job, ApiError> {
         .map_err(ApiError::from)
 }
 
+#[utoipa::path(post, path = "/confirm/{token}", tag = "student", params(("token" = String, Path, description = "From the confirmation e-mail")), responses((status = 200, description = "HTML: confirmed"), (status = 404, description = "HTML: unknown, used or expired link")))]
 async fn confirm_form(State(app): State<AppState>, Path(token): Path<String>) -> Response {
     match confirm(&app, token).await {
         Ok(job) => message_page(
@@ -95,6 +97,7 @@ async fn confirm_form(State(app): State<AppState>, Path(token): Path<String>) ->
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/confirm/{token}", tag = "student", params(("token" = String, Path, description = "From the confirmation e-mail")), responses((status = 200, description = "The job, now READYTOPRINT"), (status = 404, description = "Unknown, used or expired link")))]
 async fn confirm_api(
     State(app): State<AppState>,
     Path(token): Path<String>,
@@ -106,3 +109,8 @@ async fn confirm_api(
         "time_hours": job.time_hours, "material": job.material, "color": job.color,
     })))
 }
+
+/// This file's endpoints for the OpenAPI document (`super::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(page, confirm_form, confirm_api))]
+pub(crate) struct ConfirmApi;

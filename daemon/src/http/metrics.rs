@@ -92,7 +92,9 @@ pub async fn track(State(app): State<AppState>, request: Request, next: Next) ->
     response
 }
 
-async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(get, path = "/metrics", tag = "meta", responses((status = 200, description = "OpenMetrics text: jobs, printers, waits, print outcomes, backlogs, HTTP latency"), (status = 503, description = "The store is unavailable")))]
+pub(super) async fn metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
     let store = app.store.clone();
     let stats = tokio::task::spawn_blocking(move || store.stats())
         .await

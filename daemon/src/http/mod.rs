@@ -7,6 +7,7 @@ pub mod error;
 pub mod farm;
 pub mod jobs;
 pub mod metrics;
+pub mod openapi;
 pub mod submit;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub fn router(app: AppState) -> Router {
         .merge(confirm::routes())
         .merge(farm::routes())
         .merge(metrics::routes())
+        .merge(openapi::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),

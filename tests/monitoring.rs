@@ -1,6 +1,9 @@
-//! `GET /metrics` scraped as Prometheus would, parsed, and checked against what the
-//! farm has actually done: jobs by status, printers by state, the waits, a completed
-//! print, the mail backlog and the HTTP latency histogram.
+//! What monitoring and API tools read:
+//! - `GET /metrics` scraped as Prometheus would, parsed, and checked against what the
+//!   farm has actually done: jobs by status, printers by state, the waits, a completed
+//!   print, the backlogs and the HTTP latency histogram;
+//! - `GET /api/v1/openapi.json` parsed, checked for every route the contract names,
+//!   and each documented parameterless GET answered by the real router.
 
 mod common;
 
@@ -244,4 +247,94 @@ async fn metrics_follow_what_the_farm_did() {
         ),
         1.0
     );
+}
+
+/// The contract's endpoints that the OpenAPI document must describe.
+const DOCUMENTED: &[(&str, &str)] = &[
+    ("post", "/api/v1/jobs"),
+    ("get", "/api/v1/jobs"),
+    ("get", "/api/v1/jobs/{id}"),
+    ("get", "/api/v1/jobs/{id}/events"),
+    ("get", "/api/v1/jobs/{id}/files/{name}"),
+    ("post", "/api/v1/jobs/{id}/{action}"),
+    ("post", "/api/v1/confirm/{token}"),
+    ("get", "/confirm/{token}"),
+    ("get", "/api/v1/printers"),
+    ("post", "/api/v1/printers/{id}/{action}"),
+    ("get", "/api/v1/staff"),
+    ("post", "/api/v1/staff"),
+    ("post", "/api/v1/staff/{name}/deactivate"),
+    ("get", "/api/v1/events"),
+    ("get", "/healthz"),
+    ("get", "/metrics"),
+    ("get", "/api/v1/openapi.json"),
+];
+
+#[tokio::test]
+async fn the_openapi_document_describes_the_real_routes() {
+    let farm = TestFarm::start().await;
+    let response = farm
+        .http
+        .get(format!("{}/api/v1/openapi.json", farm.url))
+        .send()
+        .await
+        .expect("openapi.json");
+    assert_eq!(response.status(), 200);
+    let doc: serde_json::Value = response.json().await.expect("the document is JSON");
+    let version = doc["openapi"].as_str().unwrap_or_default();
+    assert!(
+        version.starts_with("3."),
+        "an OpenAPI 3 document: {version:?}"
+    );
+    assert_eq!(doc["info"]["title"], "Farmhand");
+    assert!(doc["info"]["version"].is_string());
+    let paths = doc["paths"].as_object().expect("paths");
+    for (method, path) in DOCUMENTED {
+        let operation = &paths
+            .get(*path)
+            .unwrap_or_else(|| panic!("{path} is not documented"))[*method];
+        assert!(operation.is_object(), "{method} {path} is not documented");
+        let responses = operation["responses"].as_object().expect("responses");
+        assert!(!responses.is_empty(), "{method} {path} lists no responses");
+        // Every path parameter in the template is declared.
+        for name in path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        {
+            let declared = operation["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["name"] == name && p["in"] == "path"));
+            assert!(
+                declared,
+                "{method} {path}: parameter {name} is not declared"
+            );
+        }
+    }
+    // Staff endpoints name the workstation token scheme, and the scheme exists.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["workstation_token"]["scheme"],
+        "bearer"
+    );
+    assert!(paths["/api/v1/printers"]["get"]["security"].is_array());
+    assert!(paths["/healthz"]["get"]["security"].is_null());
+    // The document and the router agree: each documented GET without parameters
+    // is a real route (the fallback's "there is no endpoint" 404 would say otherwise).
+    for (path, item) in paths {
+        if path.contains('{') || item.get("get").is_none() {
+            continue;
+        }
+        let response = farm
+            .http
+            .get(format!("{}{path}", farm.url))
+            .bearer_auth(STAFF_TOKEN)
+            .send()
+            .await
+            .expect("documented GET");
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        assert!(
+            status.is_success(),
+            "documented GET {path} answered {status}: {body}"
+        );
+    }
 }
