@@ -5,7 +5,7 @@
 #   - the unit, the sysusers file, the udev rules and the config landed; the config
 #     passes `farmhand check-config` (with the packaged binary);
 #   - the postinst made the `farmhand` user, in dialout, and /var/lib/farmhand;
-#   - an upgrade (the package installed again over itself) keeps the data and the
+#   - an upgrade (to the same build as a newer version) keeps the data and the
 #     lab's edited config; `remove` keeps both; only `purge` deletes the data.
 #
 #   scripts/deb-checks.sh                 # CI: the ci-release profile
@@ -24,14 +24,21 @@ start=$(date +%s)
 deb=$(cargo deb -p farmhand --locked --profile "$profile" | tail -n 1)
 echo "built $deb in $(( $(date +%s) - start )) s"
 [ -f "$deb" ] || { echo "cargo deb did not report a package file (got: $deb)" >&2; exit 1; }
+root=$(mktemp -d)
+packages=$(mktemp -d)
+trap 'rm -rf "$root" "$packages"' EXIT
+cp "$deb" "$packages/" && deb="$packages/$(basename "$deb")"
+# The same binary as a newer version, for a real upgrade (old postrm, new postinst).
+version=$(dpkg-deb --field "$deb" Version)
+newer=$(cargo deb -p farmhand --locked --profile "$profile" --no-build --deb-version "${version}+next" \
+    --output "$packages/farmhand_next.deb" | tail -n 1)
+[ -f "$newer" ] || { echo "cargo deb --deb-version did not make the newer package (got: $newer)" >&2; exit 1; }
 
 echo "== dpkg-deb --info $deb"
 dpkg-deb --info "$deb"
 echo "== dpkg-deb --contents $deb"
 dpkg-deb --contents "$deb"
 
-root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates" "$root/etc"
 touch "$root/var/lib/dpkg/status" "$root/etc/passwd" "$root/etc/group" "$root/etc/shadow" "$root/etc/gshadow"
 # The scratch root has no libc package: dependencies are the host's business here.
@@ -58,10 +65,12 @@ uid=$(awk -F: '$1 == "farmhand" { print $3 }' "$root/etc/passwd")
 echo "user: $(grep '^farmhand:' "$root/etc/passwd")"
 echo "groups: $(grep -E '^(farmhand|dialout):' "$root/etc/group" | tr '\n' ' ')"
 
-echo "== upgrade (the package over itself) keeps data and config edits"
+echo "== upgrade to ${version}+next keeps data and config edits"
 echo "a job store" >"$root/var/lib/farmhand/farmhand.redb"
 sed -i 's/^max_upload_mb = 200/max_upload_mb = 150/' "$root/etc/farmhand/farmhand.toml"
-dpkg_root --install "$deb"
+dpkg_root --install "$newer"
+[ "$(dpkg-query --admindir="$root/var/lib/dpkg" --showformat='${Version}' --show farmhand)" = "${version}+next" ] \
+    || fail "the upgrade did not install ${version}+next"
 [ "$(cat "$root/var/lib/farmhand/farmhand.redb")" = "a job store" ] || fail "the upgrade lost /var/lib/farmhand"
 grep -q '^max_upload_mb = 150' "$root/etc/farmhand/farmhand.toml" || fail "the upgrade overwrote the edited config"
 
