@@ -3,7 +3,9 @@
 //! and MQTT printers), left alone for a minute: the daemon's RSS and CPU.
 //!
 //! Run with `cargo bench -p farmhand --bench idle` (`IDLE_SECS=…`, `IDLE_PRINTERS=…`
-//! change the minute and the 50). Targets: RSS under 40 MB, CPU under 2 % of one core.
+//! change the minute and the 50; `FARMHAND_BIN=path` measures another build, e.g. the
+//! `ci-release` or a cross binary under qemu). Targets: RSS under 40 MB, CPU under 2 %
+//! of one core.
 //! The simulators run inside the demo process, so their CPU and memory count against
 //! Farmhand's figure: on a real farm the printers do that work. mosquitto is a
 //! separate process and is not counted.
@@ -55,7 +57,9 @@ fn main() {
     let seconds: u64 = env_or("IDLE_SECS", 60);
     let printers: usize = env_or("IDLE_PRINTERS", 50);
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_farmhand"))
+    let binary = std::env::var("FARMHAND_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_farmhand").to_string());
+    let mut child = Command::new(&binary)
         .args(["demo", "--listen", "127.0.0.1:0", "--printers"])
         .arg(printers.to_string())
         .arg("--data-dir")
@@ -76,7 +80,7 @@ fn main() {
             break;
         }
     }
-    println!("farmhand demo with {listed} printers ({printers} simulated Marlin), pid {pid}");
+    println!("{binary} demo with {listed} printers ({printers} simulated Marlin), pid {pid}");
     // Let the drivers finish their handshakes before measuring "idle".
     std::thread::sleep(Duration::from_secs(5));
 
