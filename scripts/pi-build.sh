@@ -77,7 +77,7 @@ for target in "${targets[@]}"; do
     start=$(date +%s)
     cargo build -p farmhand --locked --profile "$profile" --target "$target"
     seconds=$(( $(date +%s) - start ))
-    bin=target/$target/$profile/farmhand
+    bin=${CARGO_TARGET_DIR:-target}/$target/$profile/farmhand
     bytes=$(stat -c %s "$bin")
     mb=$(awk -v b="$bytes" 'BEGIN { printf "%.1f", b / 1048576 }')
     machine=$(${readelf[$target]} -h "$bin" | sed -n 's/^ *Machine: *//p')
