@@ -75,3 +75,13 @@ if ! command -v s3s-fs >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bi
     cargo install s3s-fs --version 0.14.1 --features binary --locked \
         || { echo "could not install s3s-fs (cargo install s3s-fs --version 0.14.1 --features binary)" >&2; exit 1; }
 fi
+
+# The service checks (scripts/service-checks.sh): systemd-analyze comes with systemd.
+apt_install systemd-analyze systemd
+# The Raspberry Pi cross builds: Debian's cross linkers, qemu-user, the Rust targets.
+scripts/install-pi-deps.sh
+# The .deb (scripts/deb-checks.sh).
+if ! command -v cargo-deb >/dev/null 2>&1; then
+    echo "== cargo install cargo-deb"
+    cargo install cargo-deb --locked || { echo "could not install cargo-deb (cargo install cargo-deb --locked)" >&2; exit 1; }
+fi

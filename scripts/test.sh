@@ -12,3 +12,9 @@ echo "== cargo clippy (all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test (whole workspace)"
 cargo test --workspace --locked
+echo "== systemd unit checks"
+scripts/service-checks.sh target/debug/farmhand
+echo "== the .deb"
+scripts/deb-checks.sh
+echo "== Raspberry Pi cross builds"
+scripts/pi-build.sh

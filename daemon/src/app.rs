@@ -33,6 +33,8 @@ pub struct App {
     pub link_limiter: crate::http::ratelimit::LinkLimiter,
     /// Where mail goes (SMTP or `.eml` files).
     pub mail_transport: Arc<mail::Transport>,
+    /// HTTP latencies for `GET /metrics`.
+    pub http_metrics: crate::http::metrics::HttpMetrics,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -105,6 +107,7 @@ pub async fn build(
         status_links,
         link_limiter: crate::http::ratelimit::LinkLimiter::new(email.confirm_requests_per_minute),
         mail_transport,
+        http_metrics: Default::default(),
     };
     Ok((Arc::new(app), wakeups))
 }
@@ -198,6 +201,8 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
+    // The store is open and the port bound: tell systemd (READY=1, watchdog, STOPPING=1).
+    crate::service::started(&app.store, &tasks, &shutdown);
     let router = crate::http::router(app);
     // The peer address feeds the per-address rate limit on the students' links.
     let router = router.into_make_service_with_connect_info::<std::net::SocketAddr>();

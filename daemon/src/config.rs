@@ -50,6 +50,17 @@ pub struct Config {
     pub processing: ProcessingConfig,
     #[serde(default)]
     pub dispatch: crate::dispatch_config::DispatchConfig,
+    pub log: LogConfig,
+}
+
+/// Logging (`[log]`). Where the log goes is decided by how Farmhand was started
+/// (see [`crate::logging`]), not configured.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info` (default), `debug`, `trace`, or a filter such as
+    /// `info,farmhand::fleet=debug`. `RUST_LOG` overrides it.
+    pub level: Option<String>,
 }
 
 /// The processing queue (analysis, previews, thumbnails).
@@ -460,6 +471,11 @@ impl Config {
         }
         if self.storage.max_upload_mb == 0 || self.storage.max_upload_mb > 10_000 {
             problems.push("storage.max_upload_mb must be between 1 and 10000".into());
+        }
+        if let Some(level) = &self.log.level
+            && let Err(problem) = crate::logging::parse_level(level)
+        {
+            problems.push(format!("log.level: {problem}"));
         }
         self.validate_workstations(&mut problems);
         self.validate_pricing(&mut problems);

@@ -71,6 +71,23 @@ pub async fn start(config: &mut Config) -> Result<(DemoPrinters, Vec<String>), s
     Ok((printers, notes))
 }
 
+/// Makes the demo farm have `total` simulated Marlin printers (`farmhand demo
+/// --printers N`, for the idle benchmark): copies of the first, `sim-3`, `sim-4`, …
+/// Fewer than the config has leaves the config as it is.
+pub fn simulate_marlin_printers(config: &mut Config, total: usize) {
+    let simulated = |p: &PrinterConfig| p.port.as_deref() == Some("simulated");
+    let Some(template) = config.printers.iter().find(|p| simulated(p)).cloned() else {
+        return;
+    };
+    let have = config.printers.iter().filter(|p| simulated(p)).count();
+    for n in have + 1..=total {
+        let mut printer = template.clone();
+        printer.id = format!("sim-{n}");
+        printer.name = Some(format!("Simulated Marlin #{n}"));
+        config.printers.push(printer);
+    }
+}
+
 impl Drop for DemoPrinters {
     fn drop(&mut self) {
         if let Some(child) = &mut self.broker {

@@ -18,6 +18,8 @@
 //! - [`status_link`]: the HMAC tokens of the students' status-page links.
 //! - [`processing`]: the durable queue that analyses uploads and makes previews.
 //! - [`sync`]: the cloud copy: outbox worker, bucket layout, `restore`.
+//! - [`service`]: systemd readiness, watchdog and stopping notifications.
+//! - [`logging`]: journald under systemd, readable lines on stderr otherwise.
 //! - [`app`]: wiring and [`app::run`], shared by `main` and the tests.
 //! - [`cli`]: the client commands (`submit`, `jobs`, `printers`).
 //! - [`tools`]: the offline commands (`analyze`, `convert`, `thumbnail`, `print`).
@@ -33,12 +35,14 @@ pub mod http;
 pub mod intake;
 pub mod lifecycle;
 pub mod live;
+pub mod logging;
 pub mod mail;
 pub mod model;
 pub mod pages;
 pub mod processing;
 pub mod status_link;
 pub mod scheduler;
+pub mod service;
 pub mod store;
 pub mod sync;
 pub mod tools;

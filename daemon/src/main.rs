@@ -33,6 +33,9 @@ enum Command {
         listen: String,
         #[arg(long, default_value = "farmhand-demo")]
         data_dir: PathBuf,
+        /// How many simulated Marlin printers (default: the demo's two).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=500))]
+        printers: Option<u16>,
     },
     /// Runs the daemon with a configuration file.
     Serve {
@@ -151,7 +154,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // `serve` logs at the level its config names, so it starts logging once that is read.
+    if !matches!(cli.command, Command::Serve { .. }) {
+        farmhand::logging::init(None);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -171,18 +177,13 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-}
-
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Demo { listen, data_dir } => demo(&listen, &data_dir).await,
+        Command::Demo {
+            listen,
+            data_dir,
+            printers,
+        } => demo(&listen, &data_dir, printers).await,
         Command::Restore {
             from,
             data_dir,
@@ -190,7 +191,10 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             region,
         } => restore(from, &data_dir, endpoint, region).await,
         Command::Serve { config } => match load_config(&config) {
-            Some(config) => serve(config, false).await,
+            Some(config) => {
+                farmhand::logging::init(config.log.level.as_deref());
+                serve(config, false).await
+            }
             None => Ok(ExitCode::from(2)),
         },
         Command::CheckConfig { file } => Ok(match load_config(&file) {
@@ -375,7 +379,7 @@ async fn restore(
     Ok(ExitCode::SUCCESS)
 }
 
-async fn demo(listen: &str, data_dir: &Path) -> anyhow::Result<ExitCode> {
+async fn demo(listen: &str, data_dir: &Path, printers: Option<u16>) -> anyhow::Result<ExitCode> {
     let data_dir = std::path::absolute(data_dir).context("resolving the demo data dir")?;
     let env = [
         ("FARMHAND_SERVER__LISTEN".to_string(), listen.to_string()),
@@ -385,6 +389,9 @@ async fn demo(listen: &str, data_dir: &Path) -> anyhow::Result<ExitCode> {
         ),
     ];
     let mut config = Config::from_toml(DEMO_CONFIG, env).context("the built-in demo config")?;
+    if let Some(total) = printers {
+        farmhand::demo::simulate_marlin_printers(&mut config, usize::from(total));
+    }
     let (printers, notes) = farmhand::demo::start(&mut config)
         .await
         .context("starting the simulated printers")?;

@@ -53,6 +53,7 @@ fn hours(job: &Job) -> String {
     })
 }
 
+#[utoipa::path(get, path = "/confirm/{token}", tag = "student", params(("token" = String, Path, description = "From the confirmation e-mail")), responses((status = 200, description = "HTML: the cost and time to confirm"), (status = 404, description = "HTML: unknown, used or expired link")))]
 async fn page(
     _quota: LinkQuota,
     State(app): State<AppState>,
@@ -86,6 +87,7 @@ async fn confirm(app: &AppState, token: String) -> Result<Job, ApiError> {
         .map_err(ApiError::from)
 }
 
+#[utoipa::path(post, path = "/confirm/{token}", tag = "student", params(("token" = String, Path, description = "From the confirmation e-mail")), responses((status = 200, description = "HTML: confirmed"), (status = 404, description = "HTML: unknown, used or expired link")))]
 async fn confirm_form(
     _quota: LinkQuota,
     State(app): State<AppState>,
@@ -105,6 +107,7 @@ async fn confirm_form(
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/confirm/{token}", tag = "student", params(("token" = String, Path, description = "From the confirmation e-mail")), responses((status = 200, description = "The job, now READYTOPRINT"), (status = 404, description = "Unknown, used or expired link")))]
 async fn confirm_api(
     _quota: LinkQuota,
     State(app): State<AppState>,
@@ -117,3 +120,8 @@ async fn confirm_api(
         "time_hours": job.time_hours, "material": job.material, "color": job.color,
     })))
 }
+
+/// This file's endpoints for the OpenAPI document (`super::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(page, confirm_form, confirm_api))]
+pub(crate) struct ConfirmApi;

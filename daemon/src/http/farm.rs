@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/events", get(events))
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "farm", responses((status = 200, description = "{\"status\": \"ok\"}: the store is writable"), (status = 503, description = "The store is not writable")))]
 async fn health(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
     let store = app.store.clone();
     match tokio::task::spawn_blocking(move || store.check_writable()).await {
@@ -45,6 +46,7 @@ async fn health(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/printers", tag = "farm", responses((status = 200, description = "Every printer with its state, job, progress and temperatures"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn printers(State(app): State<AppState>, _ws: Workstation) -> Result<Json<Value>, ApiError> {
     let mut out = Vec::new();
     for printer in &app.config.printers {
@@ -59,6 +61,7 @@ struct StaffBody {
     name: Option<String>,
 }
 
+#[utoipa::path(post, path = "/api/v1/printers/{id}/{action}", tag = "farm", params(("id" = String, Path, description = "The printer id"), ("action" = String, Path, description = "clear, pause, resume or cancel")), request_body(content = Object, description = "{\"staff\": name}"), responses((status = 200, description = "Done"), (status = 404, description = "No such printer or action"), (status = 409, description = "Not possible in the printer's state"), (status = 422, description = "An unknown staff name"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn printer_action(
     State(app): State<AppState>,
     ws: Workstation,
@@ -106,10 +109,12 @@ async fn printer_action(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/staff", tag = "farm", responses((status = 200, description = "The attribution list"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn staff(State(app): State<AppState>, _ws: Workstation) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!({ "staff": app.store.staff()? })))
 }
 
+#[utoipa::path(post, path = "/api/v1/staff", tag = "farm", request_body(content = Object, description = "{\"name\": name} (admin workstations)"), responses((status = 201, description = "The new staff member"), (status = 403, description = "Not an admin workstation"), (status = 422, description = "A bad name"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn add_staff(
     State(app): State<AppState>,
     ws: Workstation,
@@ -124,6 +129,7 @@ async fn add_staff(
     Ok((StatusCode::CREATED, Json(json!(member))))
 }
 
+#[utoipa::path(post, path = "/api/v1/staff/{name}/deactivate", tag = "farm", params(("name" = String, Path, description = "The staff member")), responses((status = 200, description = "Deactivated"), (status = 403, description = "Not an admin workstation"), (status = 404, description = "No such staff member"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn deactivate_staff(
     State(app): State<AppState>,
     ws: Workstation,
@@ -162,6 +168,7 @@ struct EventParams {
     limit: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/events", tag = "farm", params(("job" = Option<String>, Query, description = "Only this job"), ("staff" = Option<String>, Query, description = "Only events by this person"), ("type" = Option<String>, Query, description = "Only this event type, e.g. PrintFailed"), ("since" = Option<String>, Query, description = "RFC 3339 time"), ("limit" = Option<u32>, Query, description = "Page size"), ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page")), responses((status = 200, description = "The audit log, oldest first"), (status = 400, description = "A bad filter"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn events(
     State(app): State<AppState>,
     _ws: Workstation,
@@ -204,3 +211,16 @@ async fn events(
         json!({ "events": events, "next_cursor": next.map(|n| n.to_string()) }),
     ))
 }
+
+/// This file's endpoints for the OpenAPI document (`super::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    health,
+    printers,
+    printer_action,
+    staff,
+    add_staff,
+    deactivate_staff,
+    events
+))]
+pub(crate) struct FarmApi;

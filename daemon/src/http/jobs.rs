@@ -63,6 +63,7 @@ struct ListParams {
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(("status" = Option<String>, Query, description = "Only jobs in this status, e.g. READYTOPRINT"), ("q" = Option<String>, Query, description = "Text to find in names, e-mail, file name, notes"), ("limit" = Option<u32>, Query, description = "Page size"), ("cursor" = Option<String>, Query, description = "The next_cursor of the previous page")), responses((status = 200, description = "{\"jobs\": [...], \"next_cursor\": ...}, newest first"), (status = 400, description = "A bad status, limit or cursor"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn list(
     State(app): State<AppState>,
     _ws: Workstation,
@@ -112,6 +113,7 @@ async fn list(
     ))
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs", params(("id" = String, Path, description = "The job id")), responses((status = 200, description = "The job"), (status = 404, description = "No such job"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn show(
     State(app): State<AppState>,
     _ws: Workstation,
@@ -120,6 +122,7 @@ async fn show(
     Ok(Json(job_json(&load(&app, &id)?)))
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/events", tag = "jobs", params(("id" = String, Path, description = "The job id")), responses((status = 200, description = "The job's audit events, oldest first"), (status = 404, description = "No such job"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn events(
     State(app): State<AppState>,
     _ws: Workstation,
@@ -135,6 +138,7 @@ async fn events(
     Ok(Json(json!({ "events": events })))
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/files/versions", tag = "jobs", params(("id" = String, Path, description = "The job id")), responses((status = 200, description = "Every file version of the job"), (status = 404, description = "No such job"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn versions(
     State(app): State<AppState>,
     _ws: Workstation,
@@ -148,6 +152,7 @@ async fn versions(
 
 /// Artifacts: `original` is the current file version; the others come with the
 /// processing queue and are 404 until made.
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/files/{name}", tag = "jobs", params(("id" = String, Path, description = "The job id"), ("name" = String, Path, description = "original, preview.glb, thumbnail.png or gcode")), responses((status = 200, description = "The artifact's bytes"), (status = 404, description = "No such job, or not made yet"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn file(
     State(app): State<AppState>,
     _ws: Workstation,
@@ -221,6 +226,7 @@ async fn serve_blob(
     Ok(response)
 }
 
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/tasks", tag = "jobs", params(("id" = String, Path, description = "The job id")), responses((status = 200, description = "The job's processing tasks"), (status = 404, description = "No such job"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn tasks(
     State(app): State<AppState>,
     _ws: Workstation,
@@ -350,6 +356,7 @@ fn request(action: &str, rest: Value) -> Result<JobRequest, ApiError> {
     })
 }
 
+#[utoipa::path(post, path = "/api/v1/jobs/{id}/{action}", tag = "jobs", params(("id" = String, Path, description = "The job id"), ("action" = String, Path, description = "approve, reject, resend-confirmation, dispatch, fail, complete, pickup, archive, notes, lock, unlock, viewed")), request_body(content = Object, description = "{\"staff\": name, ...} as the action needs (docs/api.md)"), responses((status = 200, description = "The job after the action"), (status = 404, description = "No such job or action"), (status = 409, description = "Not allowed in the job's status, or locked by someone else"), (status = 422, description = "A field fails validation, or an unknown staff name"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn act(
     State(app): State<AppState>,
     ws: Workstation,
@@ -412,3 +419,8 @@ async fn stop_on_printer(app: &AppState, printer: Option<&str>) {
         tracing::warn!(printer = %id, "cannot stop the failed print on the printer: {e}");
     }
 }
+
+/// This file's endpoints for the OpenAPI document (`super::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, show, events, versions, file, tasks, act, super::submit::submit))]
+pub(crate) struct JobsApi;

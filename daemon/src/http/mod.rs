@@ -10,6 +10,8 @@ pub mod mail;
 pub mod ratelimit;
 pub mod status;
 pub mod stream;
+pub mod metrics;
+pub mod openapi;
 pub mod submit;
 pub mod sync;
 
@@ -35,7 +37,13 @@ pub fn router(app: AppState) -> Router {
         .merge(status::routes())
         .merge(stream::routes())
         .merge(sync::routes())
+        .merge(metrics::routes())
+        .merge(openapi::routes())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            metrics::track,
+        ))
         .with_state(app)
 }
 

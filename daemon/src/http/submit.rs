@@ -52,6 +52,7 @@ impl Form {
     }
 }
 
+#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", request_body(content_type = "multipart/form-data", description = "file, student_name, student_email, discipline, class_number, material, color, printer, acknowledged_minimum_charge=true"), responses((status = 201, description = "The new job"), (status = 200, description = "The same file from the same student: the existing job, duplicate: true"), (status = 400, description = "A bad form"), (status = 413, description = "Over storage.max_upload_mb"), (status = 415, description = "Not a model file"), (status = 422, description = "A field or the model fails validation")))]
 pub async fn submit(
     State(app): State<AppState>,
     headers: HeaderMap,

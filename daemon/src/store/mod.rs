@@ -11,8 +11,10 @@
 
 pub mod blobs;
 mod mail;
+mod probe;
 pub mod schema;
 pub mod snapshot;
+pub mod stats;
 pub mod sync_outbox;
 pub mod tables;
 mod write;
