@@ -34,6 +34,8 @@ apt_install prlimit util-linux       # slicer subprocess memory limit
 apt_install prusa-slicer prusa-slicer
 apt_install CuraEngine cura-engine
 apt_install mosquitto mosquitto      # a real MQTT broker for the MQTT printer tests
+apt_install chromium chromium       # the browser tests: headless Chromium over WebDriver
+apt_install chromedriver chromium-driver
 
 # CuraEngine's printer definitions ship only in the `cura` GUI package: extract them
 # without installing its 130-package GUI stack.

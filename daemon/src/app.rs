@@ -27,6 +27,8 @@ pub struct App {
     pub pages: minijinja::Environment<'static>,
     pub public_url: String,
     pub fleet: Arc<Fleet>,
+    /// The kiosks' signed-in sessions (`http::web::session`).
+    pub sessions: crate::http::web::session::Sessions,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -82,6 +84,7 @@ pub async fn build(
         pages: crate::pages::environment(),
         public_url,
         fleet,
+        sessions: Default::default(),
     };
     Ok((Arc::new(app), wakeups))
 }

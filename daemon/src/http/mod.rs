@@ -7,6 +7,7 @@ pub mod error;
 pub mod farm;
 pub mod jobs;
 pub mod submit;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -26,7 +27,9 @@ pub fn router(app: AppState) -> Router {
         .merge(jobs::routes())
         .merge(confirm::routes())
         .merge(farm::routes())
+        .merge(web::routes())
         .fallback(not_found)
+        .layer(axum::middleware::map_response(web::security::headers))
         .with_state(app)
 }
 
