@@ -170,7 +170,8 @@ async fn main() {
 
     let login = http
         .post(format!("{url}/login"))
-        .form(&[("token", TOKEN)])
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={TOKEN}"))
         .send()
         .await
         .expect("login");

@@ -446,6 +446,15 @@ const STAFF_FORMS: [(&str, &str); 10] = [
     ("/admin/staff/deactivate", "name=Grace+Hopper"),
 ];
 
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// A form body, as a browser encodes it.
+fn encode(pairs: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
+}
+
 fn plain_client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -457,7 +466,7 @@ fn plain_client() -> reqwest::Client {
 async fn sign_in(farm: &TestFarm, http: &reqwest::Client, token: &str) -> (String, String) {
     let response = http
         .post(format!("{}/login", farm.url))
-        .form(&[("token", token)])
+        .header("content-type", FORM).body(encode(&[("token", token)]))
         .send()
         .await
         .expect("login");
@@ -485,7 +494,7 @@ async fn sign_in(farm: &TestFarm, http: &reqwest::Client, token: &str) -> (Strin
         .split("name=\"csrf\" value=\"")
         .nth(1)
         .and_then(|rest| rest.split('"').next())
-        .expect("a CSRF token in the page")
+        .unwrap_or_else(|| panic!("no CSRF token in the page:\n{page}"))
         .to_string();
     (cookie, csrf)
 }
@@ -527,7 +536,7 @@ async fn staff_pages_need_a_session_and_forms_need_the_csrf_token() {
     // A wrong token is refused with a page, slowly.
     let response = http
         .post(format!("{}/login", farm.url))
-        .form(&[("token", "not-the-token")])
+        .header("content-type", FORM).body(encode(&[("token", "not-the-token")]))
         .send()
         .await
         .expect("login");
@@ -564,7 +573,7 @@ async fn staff_pages_need_a_session_and_forms_need_the_csrf_token() {
     let response = http
         .post(format!("{}/session/staff", farm.url))
         .header("cookie", &cookie)
-        .form(&[("staff", ADA), ("csrf", csrf.as_str())])
+        .header("content-type", FORM).body(encode(&[("staff", ADA), ("csrf", csrf.as_str())]))
         .send()
         .await
         .expect("pick staff");
@@ -616,7 +625,7 @@ async fn staff_pages_need_a_session_and_forms_need_the_csrf_token() {
     let response = http
         .post(format!("{}/logout", farm.url))
         .header("cookie", &cookie)
-        .form(&[("csrf", csrf.as_str())])
+        .header("content-type", FORM).body(encode(&[("csrf", csrf.as_str())]))
         .send()
         .await
         .expect("logout");
