@@ -114,7 +114,21 @@ fn screenshot_dir() -> PathBuf {
 
 /// Saves the page at `width`×`height` as `target/screenshots/{name}-{w}x{h}.png`.
 async fn screenshot(client: &Client, name: &str, width: u32, height: u32) -> PathBuf {
+    // The window includes the browser's frame: size it so the page itself (the
+    // viewport) is exactly width × height.
     client.set_window_size(width, height).await.expect("resize");
+    let inner = client
+        .execute("return [window.innerWidth, window.innerHeight];", vec![])
+        .await
+        .expect("viewport");
+    let frame = |i: usize, want: u32| {
+        let got = inner[i].as_u64().unwrap_or(u64::from(want)) as u32;
+        want + want.saturating_sub(got)
+    };
+    client
+        .set_window_size(frame(0, width), frame(1, height))
+        .await
+        .expect("resize");
     // Let layout (and the preview's resize observer) settle on the new size.
     tokio::time::sleep(Duration::from_millis(400)).await;
     let png = client.screenshot().await.expect("screenshot");
@@ -225,7 +239,16 @@ async fn a_new_staff_member_walks_a_job_from_upload_to_a_cleared_bed() {
     client.goto(&url("/submit")).await.expect("open /submit");
     fill(&client, "#student_name", "Ada Student").await;
     fill(&client, "#student_email", "ada.student@example.edu").await;
-    let model = corpus("models/20mm-xyz-cube.stl");
+    client
+        .find(Locator::Css("select[name=material]"))
+        .await
+        .expect("material choice")
+        .select_by_value("PLA")
+        .await
+        .expect("pick PLA");
+    let model = corpus("models/20mm-xyz-cube.stl")
+        .canonicalize()
+        .expect("the corpus model");
     fill(&client, "#file", &model.display().to_string()).await;
     click(&client, "input[name=acknowledged_minimum_charge]").await;
     click(&client, "#submit-button").await;

@@ -60,7 +60,7 @@ function start(canvas) {
     const center = box.getCenter(new THREE.Vector3());
     const size = box.getSize(new THREE.Vector3()).length() || 1;
     controls.target.copy(center);
-    camera.position.copy(center).add(new THREE.Vector3(0.6, 0.5, 0.8).multiplyScalar(size * 1.1));
+    camera.position.copy(center).add(new THREE.Vector3(0.6, 0.5, 0.8).multiplyScalar(size * 1.5));
     camera.near = size / 100;
     camera.far = size * 100;
     camera.updateProjectionMatrix();
