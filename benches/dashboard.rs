@@ -36,7 +36,20 @@ fn stl(seed: u32) -> Vec<u8> {
     let mut out = format!("bench model {seed}").into_bytes();
     out.resize(80, b' ');
     out.extend_from_slice(&1u32.to_le_bytes());
-    for v in [0.0f32, 0.0, 1.0, 0.0, 0.0, 0.0, 10.0, 0.0, 0.0, 0.0, 10.0, seed as f32] {
+    for v in [
+        0.0f32,
+        0.0,
+        1.0,
+        0.0,
+        0.0,
+        0.0,
+        10.0,
+        0.0,
+        0.0,
+        0.0,
+        10.0,
+        seed as f32,
+    ] {
         out.extend_from_slice(&v.to_le_bytes());
     }
     out.extend_from_slice(&[0, 0]);
@@ -70,7 +83,10 @@ async fn confirmation_link(data: &Path, id: usize) -> String {
                 return link.to_string();
             }
         }
-        assert!(Instant::now() < deadline, "no confirmation mail for job {id}");
+        assert!(
+            Instant::now() < deadline,
+            "no confirmation mail for job {id}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -101,10 +117,16 @@ async fn populate(http: &reqwest::Client, url: &str, data: &Path) {
         let job = format!("{url}/api/v1/jobs/{i}");
         let action = if i % 5 == 0 { "reject" } else { "approve" };
         let body = serde_json::json!({ "staff": STAFF, "weight_g": 12.5, "reasons": ["too thin"] });
-        assert_eq!(post_json(http, &format!("{job}/{action}"), body).await, 200, "{action} {i}");
+        assert_eq!(
+            post_json(http, &format!("{job}/{action}"), body).await,
+            200,
+            "{action} {i}"
+        );
     }
     for i in (1..=200).filter(|i| i % 5 != 0) {
-        let link = confirmation_link(data, i).await.replace("/confirm/", "/api/v1/confirm/");
+        let link = confirmation_link(data, i)
+            .await
+            .replace("/confirm/", "/api/v1/confirm/");
         assert_eq!(http.post(link).send().await.expect("confirm").status(), 200);
     }
     for (n, i) in (1..=200).filter(|i| i % 5 != 0).take(15).enumerate() {
@@ -115,7 +137,12 @@ async fn populate(http: &reqwest::Client, url: &str, data: &Path) {
 }
 
 /// Median and 95th percentile of `runs` timed GETs of `path`; and the body size.
-async fn time_get(http: &reqwest::Client, url: &str, cookie: &str, runs: usize) -> (f64, f64, usize) {
+async fn time_get(
+    http: &reqwest::Client,
+    url: &str,
+    cookie: &str,
+    runs: usize,
+) -> (f64, f64, usize) {
     let mut times = Vec::with_capacity(runs);
     let mut size = 0;
     for _ in 0..runs {
@@ -191,7 +218,10 @@ async fn main() {
         .text()
         .await
         .expect("html");
-    assert!(html.contains("Printer 20"), "the dashboard shows every printer");
+    assert!(
+        html.contains("Printer 20"),
+        "the dashboard shows every printer"
+    );
     // The assets the page references, as a browser would fetch them.
     let mut assets: Vec<String> = html
         .split(['"', '\''])
@@ -225,9 +255,13 @@ async fn main() {
     // Warm up, then time.
     time_get(&http, &format!("{url}/"), &cookie, 5).await;
     let (median, p95, size) = time_get(&http, &format!("{url}/"), &cookie, 100).await;
-    println!("GET /         server time median {median:.2} ms, p95 {p95:.2} ms ({size} bytes; target < 20 ms)");
+    println!(
+        "GET /         server time median {median:.2} ms, p95 {p95:.2} ms ({size} bytes; target < 20 ms)"
+    );
     let (median, p95, size) = time_get(&http, &format!("{url}/ui/live"), &cookie, 100).await;
-    println!("GET /ui/live  server time median {median:.2} ms, p95 {p95:.2} ms ({size} bytes, every 2 s per open dashboard)");
+    println!(
+        "GET /ui/live  server time median {median:.2} ms, p95 {p95:.2} ms ({size} bytes, every 2 s per open dashboard)"
+    );
     child.kill().ok();
     child.wait().ok();
 }

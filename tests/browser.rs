@@ -43,7 +43,10 @@ fn free_port() -> u16 {
 /// Starts chromedriver and a headless Chromium session. Fails, naming the part, when
 /// either is missing (scripts/install-test-deps.sh installs them).
 async fn browser() -> (Driver, Client) {
-    for (binary, package) in [("chromedriver", "chromium-driver"), ("chromium", "chromium")] {
+    for (binary, package) in [
+        ("chromedriver", "chromium-driver"),
+        ("chromium", "chromium"),
+    ] {
         let found = Command::new("sh")
             .arg("-c")
             .arg(format!("command -v {binary}"))
@@ -70,7 +73,10 @@ async fn browser() -> (Driver, Client) {
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not listen on {port}");
+        assert!(
+            Instant::now() < deadline,
+            "chromedriver did not listen on {port}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let args = [
@@ -260,16 +266,29 @@ async fn a_new_staff_member_walks_a_job_from_upload_to_a_cleared_bed() {
         Value::is_string,
     )
     .await;
-    assert!(done.as_str().unwrap_or("").contains("job is number 1"), "{done}");
+    assert!(
+        done.as_str().unwrap_or("").contains("job is number 1"),
+        "{done}"
+    );
     let progress = client
-        .execute("return document.getElementById('upload-progress').value", vec![])
+        .execute(
+            "return document.getElementById('upload-progress').value",
+            vec![],
+        )
         .await
         .expect("progress");
     assert_eq!(progress, json!(100), "the upload progress bar reached 100%");
 
     // A staff page without a session sends the kiosk to sign in.
     client.goto(&url("/jobs/1")).await.expect("open job");
-    assert!(client.current_url().await.expect("url").path().ends_with("/login"));
+    assert!(
+        client
+            .current_url()
+            .await
+            .expect("url")
+            .path()
+            .ends_with("/login")
+    );
     fill(&client, "input[name=token]", STAFF_TOKEN).await;
     click(&client, "button[type=submit]").await;
     assert_eq!(client.current_url().await.expect("url").path(), "/");
@@ -287,7 +306,10 @@ async fn a_new_staff_member_walks_a_job_from_upload_to_a_cleared_bed() {
         "the staff pick to apply",
         Duration::from_secs(10),
         "const f = document.querySelector('.flash.ok'); return f ? f.textContent : null;",
-        |v| v.as_str().is_some_and(|t| t.contains("Ada Lovelace is acting")),
+        |v| {
+            v.as_str()
+                .is_some_and(|t| t.contains("Ada Lovelace is acting"))
+        },
     )
     .await;
 
@@ -324,7 +346,11 @@ async fn a_new_staff_member_walks_a_job_from_upload_to_a_cleared_bed() {
         model_px / total > 0.01 && model_px / total < 0.9,
         "the preview shows a model, not a blank canvas: {pixels}"
     );
-    assert_eq!(farm.job("1").await["is_new"], false, "opening it cleared NEW");
+    assert_eq!(
+        farm.job("1").await["is_new"],
+        false,
+        "opening it cleared NEW"
+    );
     for (w, h) in [(800, 480), (1920, 1080)] {
         screenshot(&client, "job", w, h).await;
     }
@@ -339,11 +365,17 @@ async fn a_new_staff_member_walks_a_job_from_upload_to_a_cleared_bed() {
         .await
         .expect("value")
         .unwrap_or_default();
-    assert!(weight.parse::<f64>().is_ok_and(|g| g > 1.0), "prefilled weight {weight:?}");
+    assert!(
+        weight.parse::<f64>().is_ok_and(|g| g > 1.0),
+        "prefilled weight {weight:?}"
+    );
     click(&client, "#approve").await;
     let flash = text_of(&client, ".flash.ok").await;
     assert!(flash.contains("Job 1 approved"), "{flash}");
-    assert_eq!(text_of(&client, ".job-head .status").await, "Awaiting student");
+    assert_eq!(
+        text_of(&client, ".job-head .status").await,
+        "Awaiting student"
+    );
 
     // The student follows the link in the mail and confirms.
     let mail = wait_for("the confirmation mail", Duration::from_secs(20), || {
@@ -352,7 +384,10 @@ async fn a_new_staff_member_walks_a_job_from_upload_to_a_cleared_bed() {
             .find(|p| p.to_string_lossy().ends_with("-confirmation-job1.eml"))
     })
     .await;
-    client.goto(&confirmation_link(&mail)).await.expect("open the mail link");
+    client
+        .goto(&confirmation_link(&mail))
+        .await
+        .expect("open the mail link");
     click(&client, "button[type=submit]").await;
     let thanks = text_of(&client, "h1").await;
     assert!(thanks.contains("your print is queued"), "{thanks}");
@@ -408,7 +443,10 @@ async fn a_new_staff_member_walks_a_job_from_upload_to_a_cleared_bed() {
         |v| v["clear"] == true,
     )
     .await;
-    assert_eq!(finished["marker"], true, "the page was not reloaded: {finished}");
+    assert_eq!(
+        finished["marker"], true,
+        "the page was not reloaded: {finished}"
+    );
     click(&client, "#tile-sim-1 button.action-clear").await;
     let flash = text_of(&client, ".flash.ok").await;
     assert!(flash.contains("bed cleared"), "{flash}");
@@ -424,14 +462,23 @@ async fn a_new_staff_member_walks_a_job_from_upload_to_a_cleared_bed() {
 
     // Every step is on the record with the name and the workstation.
     let events = farm.events("1").await;
-    for kind in ["StaffApproved", "StudentConfirmed", "PrintStarted", "PrintCompleted", "BedCleared"] {
+    for kind in [
+        "StaffApproved",
+        "StudentConfirmed",
+        "PrintStarted",
+        "PrintCompleted",
+        "BedCleared",
+    ] {
         let event = events
             .iter()
             .find(|e| e["event_type"] == kind)
             .unwrap_or_else(|| panic!("no {kind} in {events:?}"));
         if kind != "StudentConfirmed" && kind != "PrintCompleted" {
             assert_eq!(
-                (event["triggered_by"].as_str(), event["workstation_id"].as_str()),
+                (
+                    event["triggered_by"].as_str(),
+                    event["workstation_id"].as_str()
+                ),
                 (Some(ADA), Some("kiosk-1")),
                 "{event}"
             );
@@ -489,7 +536,8 @@ fn plain_client() -> reqwest::Client {
 async fn sign_in(farm: &TestFarm, http: &reqwest::Client, token: &str) -> (String, String) {
     let response = http
         .post(format!("{}/login", farm.url))
-        .header("content-type", FORM).body(encode(&[("token", token)]))
+        .header("content-type", FORM)
+        .body(encode(&[("token", token)]))
         .send()
         .await
         .expect("login");
@@ -503,7 +551,11 @@ async fn sign_in(farm: &TestFarm, http: &reqwest::Client, token: &str) -> (Strin
     for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(set_cookie.contains(attribute), "{set_cookie}");
     }
-    let cookie = set_cookie.split(';').next().expect("name=value").to_string();
+    let cookie = set_cookie
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_string();
     let page = http
         .get(format!("{}/", farm.url))
         .header("cookie", &cookie)
@@ -533,7 +585,11 @@ async fn staff_pages_need_a_session_and_forms_need_the_csrf_token() {
 
     // Without a session: every page and every form goes to sign-in, and nothing changes.
     for path in STAFF_PAGES {
-        let response = http.get(format!("{}{path}", farm.url)).send().await.expect("get");
+        let response = http
+            .get(format!("{}{path}", farm.url))
+            .send()
+            .await
+            .expect("get");
         assert_eq!(response.status(), 303, "GET {path}");
         assert_eq!(response.headers()["location"], "/login", "GET {path}");
     }
@@ -554,12 +610,17 @@ async fn staff_pages_need_a_session_and_forms_need_the_csrf_token() {
         .send()
         .await
         .expect("get");
-    assert_eq!(forged.status(), 303, "an unknown session cookie is no session");
+    assert_eq!(
+        forged.status(),
+        303,
+        "an unknown session cookie is no session"
+    );
 
     // A wrong token is refused with a page, slowly.
     let response = http
         .post(format!("{}/login", farm.url))
-        .header("content-type", FORM).body(encode(&[("token", "not-the-token")]))
+        .header("content-type", FORM)
+        .body(encode(&[("token", "not-the-token")]))
         .send()
         .await
         .expect("login");
@@ -588,7 +649,10 @@ async fn staff_pages_need_a_session_and_forms_need_the_csrf_token() {
     }
     // Nothing those posts asked for happened.
     let job = farm.job("1").await;
-    assert_eq!((job["status"].as_str(), job["notes"].as_str()), (Some("UPLOADED"), Some("")));
+    assert_eq!(
+        (job["status"].as_str(), job["notes"].as_str()),
+        (Some("UPLOADED"), Some(""))
+    );
     let (_, staff) = farm.get("/api/v1/staff").await;
     assert!(!staff.to_string().contains("Mallory"), "{staff}");
 
@@ -596,7 +660,8 @@ async fn staff_pages_need_a_session_and_forms_need_the_csrf_token() {
     let response = http
         .post(format!("{}/session/staff", farm.url))
         .header("cookie", &cookie)
-        .header("content-type", FORM).body(encode(&[("staff", ADA), ("csrf", csrf.as_str())]))
+        .header("content-type", FORM)
+        .body(encode(&[("staff", ADA), ("csrf", csrf.as_str())]))
         .send()
         .await
         .expect("pick staff");
@@ -615,7 +680,11 @@ async fn staff_pages_need_a_session_and_forms_need_the_csrf_token() {
         .send()
         .await
         .expect("write");
-    assert_eq!(write.status(), 401, "a cookie alone cannot call the write API");
+    assert_eq!(
+        write.status(),
+        401,
+        "a cookie alone cannot call the write API"
+    );
 
     // Every page carries the security headers and no inline script or style.
     for path in STAFF_PAGES.iter().chain(["/login", "/submit"].iter()) {
@@ -628,7 +697,10 @@ async fn staff_pages_need_a_session_and_forms_need_the_csrf_token() {
         assert_eq!(response.status(), 200, "GET {path}");
         let headers = response.headers().clone();
         let csp = headers["content-security-policy"].to_str().expect("csp");
-        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
         assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
         assert_eq!(headers["x-frame-options"], "DENY");
         assert_eq!(headers["x-content-type-options"], "nosniff");
@@ -640,7 +712,10 @@ async fn staff_pages_need_a_session_and_forms_need_the_csrf_token() {
         assert!(!body.contains(" style="), "GET {path} has an inline style");
         for tag in body.split("<script").skip(1) {
             let open = tag.split('>').next().unwrap_or("");
-            assert!(open.contains("src="), "GET {path} has an inline script: <script{open}>");
+            assert!(
+                open.contains("src="),
+                "GET {path} has an inline script: <script{open}>"
+            );
         }
     }
 
@@ -648,7 +723,8 @@ async fn staff_pages_need_a_session_and_forms_need_the_csrf_token() {
     let response = http
         .post(format!("{}/logout", farm.url))
         .header("cookie", &cookie)
-        .header("content-type", FORM).body(encode(&[("csrf", csrf.as_str())]))
+        .header("content-type", FORM)
+        .body(encode(&[("csrf", csrf.as_str())]))
         .send()
         .await
         .expect("logout");

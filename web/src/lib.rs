@@ -12,15 +12,33 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("staff.html", include_str!("../templates/staff.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("tile.html", include_str!("../templates/tile.html")),
-    ("dashboard.html", include_str!("../templates/dashboard.html")),
+    (
+        "dashboard.html",
+        include_str!("../templates/dashboard.html"),
+    ),
     ("printers.html", include_str!("../templates/printers.html")),
     ("queues.html", include_str!("../templates/queues.html")),
     ("job.html", include_str!("../templates/job.html")),
-    ("admin_nav.html", include_str!("../templates/admin_nav.html")),
-    ("admin_staff.html", include_str!("../templates/admin_staff.html")),
-    ("admin_printers.html", include_str!("../templates/admin_printers.html")),
-    ("admin_outbox.html", include_str!("../templates/admin_outbox.html")),
-    ("admin_audit.html", include_str!("../templates/admin_audit.html")),
+    (
+        "admin_nav.html",
+        include_str!("../templates/admin_nav.html"),
+    ),
+    (
+        "admin_staff.html",
+        include_str!("../templates/admin_staff.html"),
+    ),
+    (
+        "admin_printers.html",
+        include_str!("../templates/admin_printers.html"),
+    ),
+    (
+        "admin_outbox.html",
+        include_str!("../templates/admin_outbox.html"),
+    ),
+    (
+        "admin_audit.html",
+        include_str!("../templates/admin_audit.html"),
+    ),
     ("submit.html", include_str!("../templates/submit.html")),
     (
         "mail/confirmation.txt",
@@ -59,7 +77,9 @@ pub fn asset(path: &str) -> Option<Asset> {
             include_bytes!("../static/vendor/three/three.module.min.js"),
             JS,
         ),
-        "vendor/three/GLTFLoader.js" => (include_bytes!("../static/vendor/three/GLTFLoader.js"), JS),
+        "vendor/three/GLTFLoader.js" => {
+            (include_bytes!("../static/vendor/three/GLTFLoader.js"), JS)
+        }
         "vendor/three/OrbitControls.js" => (
             include_bytes!("../static/vendor/three/OrbitControls.js"),
             JS,
@@ -101,7 +121,11 @@ mod tests {
         // three.js is vendored with its licence, and its modules import each other by
         // relative path (no bare `three` specifier, which would need an import map).
         assert!(super::asset("vendor/three/LICENSE").is_some());
-        for module in ["GLTFLoader.js", "OrbitControls.js", "BufferGeometryUtils.js"] {
+        for module in [
+            "GLTFLoader.js",
+            "OrbitControls.js",
+            "BufferGeometryUtils.js",
+        ] {
             let asset = super::asset(&format!("vendor/three/{module}")).expect(module);
             let text = std::str::from_utf8(asset.bytes).expect("utf-8");
             assert!(!text.contains("from 'three'"), "{module}");

@@ -55,11 +55,16 @@ impl FromRequestParts<AppState> for Workstation {
         // The kiosk's pages read artifacts (the 3D preview, thumbnails) with their
         // session cookie. Only for reads: a cookie is sent by the browser on its own,
         // so writes need the bearer token or a kiosk form with its CSRF token.
-        let reading = parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
-        if reading && !parts.headers.contains_key(axum::http::header::AUTHORIZATION) {
-            if let Some(ws) = super::web::session::workstation_of(parts, app) {
-                return Ok(ws);
-            }
+        let reading =
+            parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
+        let bearer = parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION);
+        if let Some(ws) = (reading && !bearer)
+            .then(|| super::web::session::workstation_of(parts, app))
+            .flatten()
+        {
+            return Ok(ws);
         }
         let header = parts
             .headers

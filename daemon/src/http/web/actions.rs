@@ -123,9 +123,16 @@ pub fn form_body(form: &KioskForm) -> Result<Value, ApiError> {
             continue;
         }
         let value = if NUMBER_FIELDS.contains(&key.as_str()) {
-            let number: f64 = value.parse().ok().filter(|n: &f64| n.is_finite()).ok_or_else(|| {
-                ApiError::bad_request("invalid_number", format!("{key} must be a number, not {value:?}"))
-            })?;
+            let number: f64 = value
+                .parse()
+                .ok()
+                .filter(|n: &f64| n.is_finite())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_number",
+                        format!("{key} must be a number, not {value:?}"),
+                    )
+                })?;
             if key == "minutes" {
                 json!(number.max(0.0).min(f64::from(u32::MAX)) as u32)
             } else {
@@ -215,11 +222,17 @@ async fn run_printer_action(
         let job = next_job_for(app, id).await?;
         let request = request("dispatch", json!({ "printer": id }))?;
         perform(app, job, request, actor).await?;
-        return Ok(format!("Job {job} dispatched to {}", printer.display_name()));
+        return Ok(format!(
+            "Job {job} dispatched to {}",
+            printer.display_name()
+        ));
     }
     printer_act(app, printer, action, actor).await?;
     Ok(match action {
-        "clear" => format!("{}: bed cleared, ready for the next print", printer.display_name()),
+        "clear" => format!(
+            "{}: bed cleared, ready for the next print",
+            printer.display_name()
+        ),
         other => format!("{}: {other} sent", printer.display_name()),
     })
 }

@@ -27,16 +27,21 @@ pub async fn staff(State(app): State<AppState>, kiosk: Kiosk) -> Response {
         .iter()
         .map(|m| json!({ "name": m.name, "active": m.active, "added": short_time(m.added_at) }))
         .collect();
-    staff_page(&app, &kiosk, "admin_staff.html", json!({ "members": members, "tab": "staff" }))
+    staff_page(
+        &app,
+        &kiosk,
+        "admin_staff.html",
+        json!({ "members": members, "tab": "staff" }),
+    )
 }
 
 pub async fn add_staff(State(app): State<AppState>, form: KioskForm) -> Response {
     let result = (|| -> Result<String, ApiError> {
         form.kiosk.require_admin()?;
         let actor = form.kiosk.actor(&app)?;
-        let name = form
-            .get("name")
-            .ok_or_else(|| ApiError::bad_request("missing_field", "give the new staff member's name"))?;
+        let name = form.get("name").ok_or_else(|| {
+            ApiError::bad_request("missing_field", "give the new staff member's name")
+        })?;
         let member = app.workflow.add_staff(name, &actor, Utc::now())?;
         Ok(format!("{} is on the staff list", member.name))
     })();
@@ -70,7 +75,12 @@ pub async fn printers(State(app): State<AppState>, kiosk: Kiosk) -> Response {
                     "slicer_profile": p.slicer_profile.as_ref().map(|s| s.display().to_string()) })
         })
         .collect();
-    staff_page(&app, &kiosk, "admin_printers.html", json!({ "printers": printers, "tab": "printers" }))
+    staff_page(
+        &app,
+        &kiosk,
+        "admin_printers.html",
+        json!({ "printers": printers, "tab": "printers" }),
+    )
 }
 
 /// At most this many outbox files are listed (newest first).
@@ -131,19 +141,32 @@ pub struct AuditParams {
 
 /// The filters as a store query. `since` takes a date (`2026-11-23`) or an RFC 3339 time.
 fn audit_query(params: &AuditParams, limit: usize) -> Result<EventQuery, ApiError> {
-    let nonempty = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let nonempty = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
     let since = nonempty(&params.since)
         .map(|s| {
             NaiveDate::parse_from_str(&s, "%Y-%m-%d")
                 .ok()
                 .and_then(|d| d.and_hms_opt(0, 0, 0))
                 .map(|d| d.and_utc())
-                .or_else(|| DateTime::parse_from_rfc3339(&s).ok().map(|t| t.with_timezone(&Utc)))
-                .ok_or_else(|| ApiError::bad_request("invalid_since", "since is a date such as 2026-11-23"))
+                .or_else(|| {
+                    DateTime::parse_from_rfc3339(&s)
+                        .ok()
+                        .map(|t| t.with_timezone(&Utc))
+                })
+                .ok_or_else(|| {
+                    ApiError::bad_request("invalid_since", "since is a date such as 2026-11-23")
+                })
         })
         .transpose()?;
     Ok(EventQuery {
-        job: nonempty(&params.job).map(|j| parse_job_id(&j)).transpose()?,
+        job: nonempty(&params.job)
+            .map(|j| parse_job_id(&j))
+            .transpose()?,
         staff: nonempty(&params.staff),
         event_type: nonempty(&params.event_type),
         since,
@@ -156,7 +179,11 @@ fn audit_query(params: &AuditParams, limit: usize) -> Result<EventQuery, ApiErro
 const PAGE_LIMIT: usize = 500;
 const CSV_LIMIT: usize = 100_000;
 
-pub async fn audit(State(app): State<AppState>, kiosk: Kiosk, Query(params): Query<AuditParams>) -> Response {
+pub async fn audit(
+    State(app): State<AppState>,
+    kiosk: Kiosk,
+    Query(params): Query<AuditParams>,
+) -> Response {
     let query = match audit_query(&params, PAGE_LIMIT) {
         Ok(q) => q,
         Err(e) => return e.into_response(),
@@ -168,9 +195,11 @@ pub async fn audit(State(app): State<AppState>, kiosk: Kiosk, Query(params): Que
     };
     let rows: Vec<Value> = events
         .iter()
-        .map(|e| json!({ "id": e.id, "time": e.timestamp.to_rfc3339(), "type": e.event_type.as_str(),
+        .map(|e| {
+            json!({ "id": e.id, "time": e.timestamp.to_rfc3339(), "type": e.event_type.as_str(),
                           "job": e.job_id.map(|j| j.to_string()), "by": e.triggered_by,
-                          "workstation": e.workstation_id, "details": e.details.to_string() }))
+                          "workstation": e.workstation_id, "details": e.details.to_string() })
+        })
         .collect();
     let csv_query = serde_urlencoded_pairs(&params);
     staff_page(
@@ -197,7 +226,11 @@ fn serde_urlencoded_pairs(params: &AuditParams) -> String {
     out.finish()
 }
 
-pub async fn audit_csv(State(app): State<AppState>, _kiosk: Kiosk, Query(params): Query<AuditParams>) -> Response {
+pub async fn audit_csv(
+    State(app): State<AppState>,
+    _kiosk: Kiosk,
+    Query(params): Query<AuditParams>,
+) -> Response {
     let query = match audit_query(&params, CSV_LIMIT) {
         Ok(q) => q,
         Err(e) => return e.into_response(),
@@ -206,7 +239,10 @@ pub async fn audit_csv(State(app): State<AppState>, _kiosk: Kiosk, Query(params)
         Ok(events) => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-                (header::CONTENT_DISPOSITION, "attachment; filename=\"farmhand-audit.csv\""),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"farmhand-audit.csv\"",
+                ),
             ],
             to_csv(&events),
         )
@@ -217,7 +253,8 @@ pub async fn audit_csv(State(app): State<AppState>, _kiosk: Kiosk, Query(params)
 
 /// The audit log as CSV (RFC 4180: quoted fields, doubled quotes, CRLF rows).
 pub fn to_csv(events: &[Event]) -> String {
-    let mut out = String::from("id,timestamp,event_type,job_id,triggered_by,workstation_id,details\r\n");
+    let mut out =
+        String::from("id,timestamp,event_type,job_id,triggered_by,workstation_id,details\r\n");
     for e in events {
         let fields = [
             e.id.to_string(),
@@ -273,9 +310,15 @@ mod tests {
             Some("id,timestamp,event_type,job_id,triggered_by,workstation_id,details")
         );
         let row = lines.next().expect("row");
-        assert!(row.starts_with("7,2027-01-15T08:00:00+00:00,StaffRejected,3,"), "{row}");
+        assert!(
+            row.starts_with("7,2027-01-15T08:00:00+00:00,StaffRejected,3,"),
+            "{row}"
+        );
         assert!(row.contains(r#""'=HYPERLINK(""x"")""#), "{row}");
-        assert!(row.ends_with(r#""{""reasons"":[""too \""big\"", sorry""]}""#), "{row}");
+        assert!(
+            row.ends_with(r#""{""reasons"":[""too \""big\"", sorry""]}""#),
+            "{row}"
+        );
     }
 
     #[test]
@@ -285,8 +328,14 @@ mod tests {
             ..Default::default()
         };
         let q = audit_query(&params("2026-11-23"), 10).expect("date");
-        assert_eq!(q.since.map(|t| t.to_rfc3339()).as_deref(), Some("2026-11-23T00:00:00+00:00"));
+        assert_eq!(
+            q.since.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-11-23T00:00:00+00:00")
+        );
         assert!(audit_query(&params("2026-11-23T09:00:00Z"), 10).is_ok());
-        assert_eq!(audit_query(&params("yesterday"), 10).err().map(|e| e.code), Some("invalid_since"));
+        assert_eq!(
+            audit_query(&params("yesterday"), 10).err().map(|e| e.code),
+            Some("invalid_since")
+        );
     }
 }

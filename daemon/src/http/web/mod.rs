@@ -6,7 +6,7 @@
 //! - [`actions`]: every form post; each ends in the same `http::jobs::perform` /
 //!   `http::farm::printer_act` the JSON API calls, so there is one path per action.
 //! - [`admin`]: staff list, printers' config, mail outbox, audit log with CSV.
-//! - [`student`]: `/submit`.
+//! - [`student`]: the submission form at `/submit`.
 //! - [`tiles`]: the pure formatting of printer tiles; [`security`]: response headers.
 //!
 //! Pages carry no inline script or style: behaviour is in `web/static/*.js`, loaded
@@ -55,11 +55,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Renders a template; a template that fails is a defect, logged and shown plainly.
 pub fn render(app: &AppState, name: &str, context: Value) -> Response {
-    match app
-        .pages
-        .get_template(name)
-        .and_then(|t| t.render(context))
-    {
+    match app.pages.get_template(name).and_then(|t| t.render(context)) {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
             tracing::error!("page {name} failed to render: {e:#}");

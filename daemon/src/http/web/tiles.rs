@@ -44,7 +44,10 @@ pub fn tile(view: &Value, job: Option<&Job>, jobs_waiting: bool) -> Tile {
         .as_f64()
         .or_else(|| (state == "printing" || state == "paused").then_some(0.0))
         .map(|p| p.clamp(0.0, 100.0));
-    let layer_text = match (progress["layer"].as_u64(), progress["total_layers"].as_u64()) {
+    let layer_text = match (
+        progress["layer"].as_u64(),
+        progress["total_layers"].as_u64(),
+    ) {
         (Some(layer), Some(total)) => format!("layer {layer} / {total}"),
         (Some(layer), None) => format!("layer {layer}"),
         _ => String::new(),
@@ -211,7 +214,10 @@ mod tests {
             actions(tile(&view("paused", "marlin"), None, false)),
             ["resume", "cancel"]
         );
-        assert_eq!(tile(&view("weird", "x"), None, false).state_label, "Offline");
+        assert_eq!(
+            tile(&view("weird", "x"), None, false).state_label,
+            "Offline"
+        );
     }
 
     #[test]
@@ -220,7 +226,9 @@ mod tests {
         assert_eq!(eta(3600), "1 h 00 min left");
         assert_eq!(temps(&json!(null)), "");
         assert_eq!(
-            temps(&json!({ "tools": [{ "actual": 24.0, "target": 0.0 }, { "actual": 25.2, "target": 200.0 }] })),
+            temps(
+                &json!({ "tools": [{ "actual": 24.0, "target": 0.0 }, { "actual": 25.2, "target": 200.0 }] })
+            ),
             "nozzle 1 24 °C · nozzle 2 25/200 °C"
         );
     }

@@ -72,9 +72,9 @@ pub fn board(app: &AppState) -> Result<Board, ApiError> {
             },
             None => None,
         };
-        let waiting = open.iter().any(|j| {
-            j.status == Status::ReadyToPrint && fits_printer(app, j, view["id"].as_str())
-        });
+        let waiting = open
+            .iter()
+            .any(|j| j.status == Status::ReadyToPrint && fits_printer(app, j, view["id"].as_str()));
         tiles.push(tiles::tile(view, job.as_ref(), waiting));
     }
     Ok(Board { tiles, counts })
@@ -108,10 +108,13 @@ pub async fn dashboard(State(app): State<AppState>, kiosk: Kiosk) -> Response {
 pub async fn live(State(app): State<AppState>, kiosk: Kiosk) -> Result<Json<Value>, ApiError> {
     let board = run_blocking(&app, board).await?;
     let csrf = &kiosk.session.csrf;
-    let template = app
-        .pages
-        .get_template("tile.html")
-        .map_err(|e| ApiError::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, "template", e.to_string()))?;
+    let template = app.pages.get_template("tile.html").map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "template",
+            e.to_string(),
+        )
+    })?;
     let tiles: Vec<Value> = board
         .tiles
         .iter()
@@ -216,7 +219,11 @@ fn sort_jobs(jobs: &mut [Job], sort: &str) {
     match sort {
         "oldest" => jobs.sort_by_key(|j| j.id),
         "name" => jobs.sort_by_key(|j| j.student_name.to_lowercase()),
-        "cost" => jobs.sort_by(|a, b| b.cost_usd.unwrap_or(0.0).total_cmp(&a.cost_usd.unwrap_or(0.0))),
+        "cost" => jobs.sort_by(|a, b| {
+            b.cost_usd
+                .unwrap_or(0.0)
+                .total_cmp(&a.cost_usd.unwrap_or(0.0))
+        }),
         _ => jobs.sort_by_key(|j| std::cmp::Reverse(j.id)),
     }
 }
@@ -271,7 +278,11 @@ pub async fn job(State(app): State<AppState>, kiosk: Kiosk, Path(raw): Path<Stri
 }
 
 fn not_found_page(app: &AppState, message: &str) -> Response {
-    let mut page = render(app, "message.html", json!({ "title": "Not found", "message": message }));
+    let mut page = render(
+        app,
+        "message.html",
+        json!({ "title": "Not found", "message": message }),
+    );
     *page.status_mut() = axum::http::StatusCode::NOT_FOUND;
     page
 }
@@ -331,7 +342,11 @@ fn job_context(app: &AppState, id: JobId) -> Result<Option<Value>, ApiError> {
 /// Which action groups the page offers in this status (from `Action::allowed_from`).
 fn can(status: Status) -> Value {
     use crate::lifecycle::{Action, Pickup};
-    let allowed = |action: Action| action.allowed_from().is_none_or(|from| from.contains(&status));
+    let allowed = |action: Action| {
+        action
+            .allowed_from()
+            .is_none_or(|from| from.contains(&status))
+    };
     json!({
         "approve": allowed(Action::Approve(crate::lifecycle::Approval {
             printer: None, material: String::new(), color: String::new(),
@@ -359,10 +374,17 @@ fn analysis_summary(app: &AppState, job: &Job) -> Value {
     });
     let fits: Vec<Value> = a["fits"]
         .as_object()
-        .map(|m| m.iter().map(|(k, v)| json!({ "printer": k, "fits": v.as_bool() == Some(true) })).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| json!({ "printer": k, "fits": v.as_bool() == Some(true) }))
+                .collect()
+        })
         .unwrap_or_default();
     let grams = estimate("filament_g");
-    let material = job.material.clone().or_else(|| app.config.pricing.materials.keys().next().cloned());
+    let material = job
+        .material
+        .clone()
+        .or_else(|| app.config.pricing.materials.keys().next().cloned());
     let cost = match (grams, material.as_deref()) {
         (Some(g), Some(m)) => Some(app.config.pricing.cost_usd(m, g)),
         _ => None,
@@ -388,13 +410,18 @@ fn approve_defaults(app: &AppState, job: &Job, analysis: &Value) -> Value {
         app.config
             .printers
             .iter()
-            .find(|p| p.accepts_material(material.as_deref()) && job.analysis["fits"][&p.id].as_bool() != Some(false))
+            .find(|p| {
+                p.accepts_material(material.as_deref())
+                    && job.analysis["fits"][&p.id].as_bool() != Some(false)
+            })
             .map(|p| p.id.clone())
     });
-    let round = |v: &Value, digits: i32| v.as_f64().map(|x| {
-        let f = 10f64.powi(digits);
-        (x * f).round() / f
-    });
+    let round = |v: &Value, digits: i32| {
+        v.as_f64().map(|x| {
+            let f = 10f64.powi(digits);
+            (x * f).round() / f
+        })
+    };
     json!({
         "material": material, "color": job.color.clone().unwrap_or_default(), "printer": printer,
         "weight_g": round(&analysis["grams_value"], 1), "time_hours": round(&analysis["time_hours_value"], 2),
