@@ -262,8 +262,15 @@ pub async fn job(State(app): State<AppState>, kiosk: Kiosk, Path(raw): Path<Stri
         Err(e) => return not_found_page(&app, &e.message),
     };
     // Opening the job clears its NEW mark, attributed like any action; without a
-    // name picked, no one has opened it yet.
-    if let Ok(actor) = kiosk.actor(&app) {
+    // name picked, no one has opened it yet. Only the first opening writes (an SD
+    // card should not take a transaction per page view).
+    let unseen = app
+        .store
+        .job(id)
+        .ok()
+        .flatten()
+        .is_some_and(|j| j.staff_viewed_at.is_none());
+    if let Some(actor) = unseen.then(|| kiosk.actor(&app).ok()).flatten() {
         let request = crate::workflow::JobRequest::Other(crate::lifecycle::Action::MarkViewed);
         let _ = crate::http::jobs::perform(&app, id, request, actor).await;
     }
