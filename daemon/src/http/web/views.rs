@@ -33,16 +33,29 @@ pub struct Board {
     pub counts: Vec<Count>,
 }
 
+/// The few fields of an open job the board needs; reading only these (serde skips
+/// the rest without building it) keeps a 500-job board cheap enough to poll.
+#[derive(Deserialize)]
+struct Glance {
+    status: Status,
+    material: Option<String>,
+    printer: Option<String>,
+    staff_viewed_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    analysis: GlanceAnalysis,
+}
+
+#[derive(Deserialize, Default)]
+struct GlanceAnalysis {
+    #[serde(default)]
+    fits: std::collections::BTreeMap<String, Option<bool>>,
+}
+
 /// Reads the board: one pass over the printers, one over the open jobs.
 pub fn board(app: &AppState) -> Result<Board, ApiError> {
-    let mut open = Vec::new();
+    let mut open: Vec<Glance> = Vec::new();
     for status in OPEN_STATUSES {
-        let query = JobQuery {
-            status: Some(status),
-            limit: usize::MAX,
-            ..Default::default()
-        };
-        open.extend(app.store.list_jobs(&query)?.0);
+        open.extend(app.store.jobs_in_status_as::<Glance>(status)?);
     }
     let counts = app
         .store
@@ -66,28 +79,50 @@ pub fn board(app: &AppState) -> Result<Board, ApiError> {
             .or_else(|| view["last_job_id"].as_str())
             .and_then(|id| id.parse::<JobId>().ok());
         let job = match on_printer {
-            Some(id) => match open.iter().find(|j| j.id == id) {
-                Some(job) => Some(job.clone()),
-                None => app.store.job(id)?,
-            },
+            Some(id) => app.store.job(id)?,
             None => None,
         };
-        let waiting = open
-            .iter()
-            .any(|j| j.status == Status::ReadyToPrint && fits_printer(app, j, view["id"].as_str()));
+        let printer = view["id"].as_str();
+        let waiting = open.iter().any(|j| {
+            j.status == Status::ReadyToPrint
+                && may_take(
+                    app,
+                    printer,
+                    j.material.as_deref(),
+                    j.printer.as_deref(),
+                    printer.and_then(|p| j.analysis.fits.get(p).copied().flatten()),
+                )
+        });
         tiles.push(tiles::tile(view, job.as_ref(), waiting));
     }
     Ok(Board { tiles, counts })
 }
 
-/// Whether `job` may go to `printer` (its material, its preference).
+/// Whether `job` may go to `printer` (its material, its preference, its size).
 pub fn fits_printer(app: &AppState, job: &Job, printer: Option<&str>) -> bool {
+    let fits = printer.and_then(|p| job.analysis["fits"][p].as_bool());
+    may_take(
+        app,
+        printer,
+        job.material.as_deref(),
+        job.printer.as_deref(),
+        fits,
+    )
+}
+
+fn may_take(
+    app: &AppState,
+    printer: Option<&str>,
+    material: Option<&str>,
+    preferred: Option<&str>,
+    fits: Option<bool>,
+) -> bool {
     let Some(config) = printer.and_then(|p| app.config.printer(p)) else {
         return false;
     };
-    config.accepts_material(job.material.as_deref())
-        && job.printer.as_deref().is_none_or(|p| p == config.id)
-        && job.analysis["fits"][&config.id].as_bool() != Some(false)
+    config.accepts_material(material)
+        && preferred.is_none_or(|p| p == config.id)
+        && fits != Some(false)
 }
 
 pub async fn dashboard(State(app): State<AppState>, kiosk: Kiosk) -> Response {
