@@ -50,6 +50,9 @@ if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
         echo "could not install the PyPI package aiosmtpd (python3 -m pip install aiosmtpd)" >&2; exit 1; }
 fi
 
+apt_install chromium chromium       # the browser tests: headless Chromium over WebDriver
+apt_install chromedriver chromium-driver
+
 # CuraEngine's printer definitions ship only in the `cura` GUI package: extract them
 # without installing its 130-package GUI stack.
 cura_resources=/opt/cura/resources

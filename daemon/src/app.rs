@@ -35,6 +35,8 @@ pub struct App {
     pub mail_transport: Arc<mail::Transport>,
     /// HTTP latencies for `GET /metrics`.
     pub http_metrics: crate::http::metrics::HttpMetrics,
+    /// The kiosks' signed-in sessions (`http::web::session`).
+    pub sessions: crate::http::web::session::Sessions,
 }
 
 /// Why the daemon could not start or stopped with an error.
@@ -108,6 +110,7 @@ pub async fn build(
         link_limiter: crate::http::ratelimit::LinkLimiter::new(email.confirm_requests_per_minute),
         mail_transport,
         http_metrics: Default::default(),
+        sessions: Default::default(),
     };
     Ok((Arc::new(app), wakeups))
 }

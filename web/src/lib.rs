@@ -9,6 +9,37 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ("base.html", include_str!("../templates/base.html")),
     ("confirm.html", include_str!("../templates/confirm.html")),
     ("message.html", include_str!("../templates/message.html")),
+    ("staff.html", include_str!("../templates/staff.html")),
+    ("login.html", include_str!("../templates/login.html")),
+    ("tile.html", include_str!("../templates/tile.html")),
+    (
+        "dashboard.html",
+        include_str!("../templates/dashboard.html"),
+    ),
+    ("printers.html", include_str!("../templates/printers.html")),
+    ("queues.html", include_str!("../templates/queues.html")),
+    ("job.html", include_str!("../templates/job.html")),
+    (
+        "admin_nav.html",
+        include_str!("../templates/admin_nav.html"),
+    ),
+    (
+        "admin_staff.html",
+        include_str!("../templates/admin_staff.html"),
+    ),
+    (
+        "admin_printers.html",
+        include_str!("../templates/admin_printers.html"),
+    ),
+    (
+        "admin_outbox.html",
+        include_str!("../templates/admin_outbox.html"),
+    ),
+    (
+        "admin_audit.html",
+        include_str!("../templates/admin_audit.html"),
+    ),
+    ("submit.html", include_str!("../templates/submit.html")),
     (
         "mail/confirmation.txt",
         include_str!("../templates/mail/confirmation.txt"),
@@ -56,6 +87,8 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
+const JS: &str = "text/javascript; charset=utf-8";
+
 /// A static file: its bytes and content type.
 pub struct Asset {
     pub bytes: &'static [u8],
@@ -72,6 +105,29 @@ pub fn asset(path: &str) -> Option<Asset> {
         "status.js" => (
             include_bytes!("../static/status.js"),
             "text/javascript; charset=utf-8",
+        ),
+        "kiosk.js" => (include_bytes!("../static/kiosk.js"), JS),
+        "live.js" => (include_bytes!("../static/live.js"), JS),
+        "viewer.js" => (include_bytes!("../static/viewer.js"), JS),
+        "submit.js" => (include_bytes!("../static/submit.js"), JS),
+        "vendor/three/three.module.min.js" => (
+            include_bytes!("../static/vendor/three/three.module.min.js"),
+            JS,
+        ),
+        "vendor/three/GLTFLoader.js" => {
+            (include_bytes!("../static/vendor/three/GLTFLoader.js"), JS)
+        }
+        "vendor/three/OrbitControls.js" => (
+            include_bytes!("../static/vendor/three/OrbitControls.js"),
+            JS,
+        ),
+        "vendor/three/BufferGeometryUtils.js" => (
+            include_bytes!("../static/vendor/three/BufferGeometryUtils.js"),
+            JS,
+        ),
+        "vendor/three/LICENSE" => (
+            include_bytes!("../static/vendor/three/LICENSE"),
+            "text/plain; charset=utf-8",
         ),
         _ => return None,
     };
@@ -96,5 +152,20 @@ mod tests {
         assert_eq!(names.len(), super::TEMPLATES.len());
         assert!(super::asset("farmhand.css").is_some());
         assert!(super::asset("../Cargo.toml").is_none());
+        for script in ["kiosk.js", "live.js", "viewer.js", "submit.js"] {
+            assert!(super::asset(script).is_some(), "{script}");
+        }
+        // three.js is vendored with its licence, and its modules import each other by
+        // relative path (no bare `three` specifier, which would need an import map).
+        assert!(super::asset("vendor/three/LICENSE").is_some());
+        for module in [
+            "GLTFLoader.js",
+            "OrbitControls.js",
+            "BufferGeometryUtils.js",
+        ] {
+            let asset = super::asset(&format!("vendor/three/{module}")).expect(module);
+            let text = std::str::from_utf8(asset.bytes).expect("utf-8");
+            assert!(!text.contains("from 'three'"), "{module}");
+        }
     }
 }

@@ -52,6 +52,20 @@ impl FromRequestParts<AppState> for Workstation {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        // The kiosk's pages read artifacts (the 3D preview, thumbnails) with their
+        // session cookie. Only for reads: a cookie is sent by the browser on its own,
+        // so writes need the bearer token or a kiosk form with its CSRF token.
+        let reading =
+            parts.method == axum::http::Method::GET || parts.method == axum::http::Method::HEAD;
+        let bearer = parts
+            .headers
+            .contains_key(axum::http::header::AUTHORIZATION);
+        if let Some(ws) = (reading && !bearer)
+            .then(|| super::web::session::workstation_of(parts, app))
+            .flatten()
+        {
+            return Ok(ws);
+        }
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)

@@ -48,11 +48,16 @@ async fn health(State(app): State<AppState>) -> (StatusCode, Json<Value>) {
 
 #[utoipa::path(get, path = "/api/v1/printers", tag = "farm", responses((status = 200, description = "Every printer with its state, job, progress and temperatures"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn printers(State(app): State<AppState>, _ws: Workstation) -> Result<Json<Value>, ApiError> {
+    printer_views(&app).map(|list| Json(Value::Array(list)))
+}
+
+/// Every configured printer as the API shows it (the kiosk's tiles use the same view).
+pub(crate) fn printer_views(app: &AppState) -> Result<Vec<Value>, ApiError> {
     let mut out = Vec::new();
     for printer in &app.config.printers {
         out.push(app.workflow.printer_json(printer)?);
     }
-    Ok(Json(Value::Array(out)))
+    Ok(out)
 }
 
 #[derive(Deserialize)]
@@ -73,18 +78,29 @@ async fn printer_action(
         .printer(&id)
         .ok_or_else(|| ApiError::not_found(format!("there is no printer {id:?}")))?;
     let actor = ws.actor(&app, body.staff.as_deref())?;
-    match action.as_str() {
+    printer_act(&app, printer, &action, actor).await.map(Json)
+}
+
+/// Carries out one printer action: the one path for the JSON API and the kiosk.
+pub(crate) async fn printer_act(
+    app: &AppState,
+    printer: &crate::config::PrinterConfig,
+    action: &str,
+    actor: crate::model::Actor,
+) -> Result<Value, ApiError> {
+    let id = printer.id.clone();
+    match action {
         "clear" => {
             let workflow = app.workflow.clone();
             let printer_id = id.clone();
             tokio::task::spawn_blocking(move || workflow.clear_bed(&printer_id, &actor, Utc::now()))
                 .await
                 .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()))??;
-            Ok(Json(json!({ "id": id, "state": PrinterState::Idle })))
+            Ok(json!({ "id": id, "state": PrinterState::Idle }))
         }
         "pause" | "resume" | "cancel" if app.fleet.get(&id).is_some() => {
             let handle = app.fleet.get(&id).cloned();
-            let result = match (handle, action.as_str()) {
+            let result = match (handle, action) {
                 (Some(h), "pause") => h.pause().await,
                 (Some(h), "resume") => h.resume().await,
                 (Some(h), _) => h.cancel().await,
@@ -94,7 +110,7 @@ async fn printer_action(
                 ApiError::new(StatusCode::CONFLICT, "printer_refused", e.to_string())
             })?;
             tracing::info!(printer = %id, by = %actor.triggered_by(), "printer {action}");
-            Ok(Json(json!({ "id": id, "action": action })))
+            Ok(json!({ "id": id, "action": action }))
         }
         "pause" | "resume" | "cancel" => Err(ApiError::new(
             StatusCode::CONFLICT,

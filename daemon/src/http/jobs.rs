@@ -294,8 +294,9 @@ fn body<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     })
 }
 
-/// Turns `POST /api/v1/jobs/{id}/{action}` into a workflow request.
-fn request(action: &str, rest: Value) -> Result<JobRequest, ApiError> {
+/// Turns `POST /api/v1/jobs/{id}/{action}` into a workflow request. The kiosk's
+/// forms use it too (as JSON built from the form), so both read a body the same way.
+pub(crate) fn request(action: &str, rest: Value) -> Result<JobRequest, ApiError> {
     Ok(match action {
         "approve" => JobRequest::Approve(body::<ApproveRequest>(rest)?),
         "reject" => {
@@ -366,6 +367,19 @@ async fn act(
     let id = parse_job_id(&id)?;
     let request = request(&action, body.rest)?;
     let actor = ws.actor(&app, body.staff.as_deref())?;
+    perform(&app, id, request, actor).await.map(Json)
+}
+
+/// Carries out one request on a job: the one path of every staff action, whether it
+/// came from the JSON API or a kiosk form. A dispatch also starts the printer.
+pub(crate) async fn perform(
+    app: &AppState,
+    id: JobId,
+    request: JobRequest,
+    actor: crate::model::Actor,
+) -> Result<Value, ApiError> {
+    let dispatch = matches!(request, JobRequest::Dispatch { .. });
+    let fail = matches!(request, JobRequest::Other(Action::Fail { .. }));
     let workflow = app.workflow.clone();
     let job = tokio::task::spawn_blocking(move || workflow.act(id, request, &actor, Utc::now()))
         .await
@@ -376,13 +390,13 @@ async fn act(
                 e.to_string(),
             )
         })??;
-    if action == "dispatch" {
-        return start_on_printer(&app, job).await.map(Json);
+    if dispatch {
+        return start_on_printer(app, job).await;
     }
-    if action == "fail" {
-        stop_on_printer(&app, job.printer.as_deref()).await;
+    if fail {
+        stop_on_printer(app, job.printer.as_deref()).await;
     }
-    Ok(Json(job_json(&job)))
+    Ok(job_json(&job))
 }
 
 /// After a dispatch commits, a connected printer is told to start; if it refuses, the

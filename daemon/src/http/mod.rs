@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod submit;
 pub mod sync;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -39,11 +40,13 @@ pub fn router(app: AppState) -> Router {
         .merge(sync::routes())
         .merge(metrics::routes())
         .merge(openapi::routes())
+        .merge(web::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             app.clone(),
             metrics::track,
         ))
+        .layer(axum::middleware::map_response(web::security::headers))
         .with_state(app)
 }
 

@@ -275,6 +275,26 @@ impl Store {
         Ok((out, None))
     }
 
+    /// The jobs in `status`, newest first, read as `T`: a caller that needs a few
+    /// fields (the dashboard, every two seconds) skips building whole jobs.
+    pub fn jobs_in_status_as<T: DeserializeOwned>(
+        &self,
+        status: Status,
+    ) -> Result<Vec<T>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let jobs = txn.open_table(JOBS)?;
+        let index = txn.open_table(JOBS_BY_STATUS)?;
+        let key = status.index_key();
+        let mut out = Vec::new();
+        for row in index.range((key, 0)..=(key, u64::MAX))?.rev() {
+            let id = row?.0.value().1;
+            if let Some(raw) = jobs.get(id)? {
+                out.push(from_json("job", raw.value())?);
+            }
+        }
+        Ok(out)
+    }
+
     /// How many jobs are in each status.
     pub fn count_by_status(&self) -> Result<Vec<(Status, u64)>, StoreError> {
         let txn = self.db.begin_read()?;
