@@ -98,7 +98,7 @@ pub fn printer_json(
         "materials": printer.materials, "build_volume_mm": printer.build_volume_mm,
         "loaded_material": printer.loaded_material, "loaded_color": printer.loaded_color,
         "nozzle_mm": printer.nozzle_mm, "auto_dispatch": printer.auto_dispatches(),
-        "unattended_ok": printer.unattended_ok,
+        "unattended_ok": printer.unattended_ok, "last_job_id": record.last_job_id,
     })
 }
 

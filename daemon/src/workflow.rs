@@ -24,10 +24,10 @@ use crate::model::{
     Actor, EventDraft, EventType, FileVersion, Job, JobId, PrinterRecord, PrinterState, Progress,
     StaffMember, Status,
 };
+use crate::scheduler;
 use crate::store::{
     ConfirmationToken, PickupReminder, Store, StoreError, WorkstationRecord, WriteCtx,
 };
-use crate::scheduler;
 
 pub mod mail;
 
