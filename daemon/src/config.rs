@@ -50,6 +50,7 @@ pub struct Config {
     pub processing: ProcessingConfig,
     #[serde(default)]
     pub dispatch: crate::dispatch_config::DispatchConfig,
+    #[serde(default)]
     pub log: LogConfig,
 }
 

@@ -29,6 +29,7 @@ use crate::store::{
     ConfirmationToken, PickupReminder, Store, StoreError, WorkstationRecord, WriteCtx,
 };
 
+pub mod files;
 pub mod mail;
 
 /// Why a workflow request was refused or failed.

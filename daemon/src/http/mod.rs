@@ -5,6 +5,7 @@ pub mod auth;
 pub mod confirm;
 pub mod error;
 pub mod farm;
+pub mod files;
 pub mod jobs;
 pub mod mail;
 pub mod metrics;
@@ -32,6 +33,7 @@ pub type AppState = Arc<App>;
 pub fn router(app: AppState) -> Router {
     Router::new()
         .merge(jobs::routes())
+        .merge(files::routes())
         .merge(confirm::routes())
         .merge(farm::routes())
         .merge(mail::routes())

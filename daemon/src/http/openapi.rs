@@ -55,6 +55,7 @@ impl utoipa::Modify for WorkstationToken {
 pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(super::jobs::JobsApi::openapi());
+    doc.merge(super::files::FilesApi::openapi());
     doc.merge(super::farm::FarmApi::openapi());
     doc.merge(super::confirm::ConfirmApi::openapi());
     doc

@@ -39,13 +39,15 @@ fn too_large(limit_mb: u64) -> ApiError {
 
 /// What the multipart form held.
 #[derive(Default)]
-struct Form {
-    fields: HashMap<String, String>,
-    file: Option<(Staged, String)>,
+pub(super) struct Form {
+    pub(super) fields: HashMap<String, String>,
+    /// The staged file and its sanitized name.
+    pub(super) file: Option<(Staged, String)>,
 }
 
 impl Form {
-    fn discard(&mut self) {
+    /// Removes the staged file, unless it has been committed (taken) already.
+    pub(super) fn discard(&mut self) {
         if let Some((staged, _)) = self.file.take() {
             std::fs::remove_file(&staged.temp_path).ok();
         }
@@ -58,6 +60,21 @@ pub async fn submit(
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let mut form = receive(&app, &headers, multipart).await?;
+    let result = accept(&app, &mut form).await;
+    form.discard();
+    result
+}
+
+/// Reads an upload form: the file streamed to a staged temp file (hashed, within
+/// `max_upload_mb`), the text fields into memory (bounded in count and size). A refused
+/// upload is drained so the client reads the error. Shared by every endpoint that takes
+/// a file; the caller owns the staged file and must [`Form::discard`] it when done.
+pub(super) async fn receive(
+    app: &AppState,
+    headers: &HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Form, ApiError> {
     let limit_mb = app.config.storage.max_upload_mb;
     let max_bytes = limit_mb << 20;
     let declared = headers
@@ -73,20 +90,18 @@ pub async fn submit(
     let mut multipart = multipart.map_err(|e| {
         ApiError::bad_request(
             "expected_multipart",
-            format!("send the model as multipart/form-data: {e}"),
+            format!("send the file as multipart/form-data: {e}"),
         )
     })?;
     let mut form = Form::default();
-    if let Err(e) = read_form(&app, &mut multipart, max_bytes, &mut form).await {
+    if let Err(e) = read_form(app, &mut multipart, max_bytes, &mut form).await {
         form.discard();
         if e.status == StatusCode::PAYLOAD_TOO_LARGE {
             drain(&mut multipart, max_bytes + DRAIN_SLACK).await;
         }
         return Err(e);
     }
-    let result = accept(&app, &mut form).await;
-    form.discard();
-    result
+    Ok(form)
 }
 
 async fn read_form(
@@ -209,18 +224,7 @@ pub async fn ingest(
     filename: &str,
 ) -> Result<Created, ApiError> {
     let mut new = validate_fields(app, fields)?;
-    let temp = staged.temp_path.clone();
-    let format = tokio::task::spawn_blocking(move || slicer_bridge::sniff_file(&temp))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()))?
-        .map_err(|e| match e {
-            slicer_bridge::SniffError::NotAModel(not) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "not_a_model",
-                format!("{filename} is {not}: upload an STL, OBJ, 3MF or G-code file"),
-            ),
-            slicer_bridge::SniffError::Io(io) => crate::store::StoreError::Io(io).into(),
-        })?;
+    let format = sniff_staged(staged, filename).await?;
     new.original_filename = filename.to_string();
     new.file_hash = staged.sha256.clone();
     new.size_bytes = staged.size_bytes;
@@ -241,6 +245,26 @@ pub async fn ingest(
     .await
     .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()))??;
     Ok(created)
+}
+
+/// What a staged upload really is, by its content: a renamed `.exe` is refused (415)
+/// with what it is.
+pub(super) async fn sniff_staged(
+    staged: &Staged,
+    filename: &str,
+) -> Result<slicer_bridge::FileFormat, ApiError> {
+    let temp = staged.temp_path.clone();
+    tokio::task::spawn_blocking(move || slicer_bridge::sniff_file(&temp))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()))?
+        .map_err(|e| match e {
+            slicer_bridge::SniffError::NotAModel(not) => ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "not_a_model",
+                format!("{filename} is {not}: upload an STL, OBJ, 3MF or G-code file"),
+            ),
+            slicer_bridge::SniffError::Io(io) => crate::store::StoreError::Io(io).into(),
+        })
 }
 
 fn validate_fields(app: &AppState, fields: &HashMap<String, String>) -> Result<NewJob, ApiError> {
