@@ -389,8 +389,25 @@ async fn a_new_staff_member_walks_a_job_from_upload_to_a_cleared_bed() {
         .await
         .expect("open the mail link");
     click(&client, "button[type=submit]").await;
-    let thanks = text_of(&client, "h1").await;
-    assert!(thanks.contains("your print is queued"), "{thanks}");
+    // The confirm page has an <h1> too: wait for the answer page's, not the first found.
+    let thanks = wait_js(
+        &client,
+        "the confirmation answer",
+        Duration::from_secs(20),
+        "const h = document.querySelector('h1'); return h ? h.textContent : '';",
+        |v| {
+            v.as_str()
+                .is_some_and(|t| t.contains("your print is queued"))
+        },
+    )
+    .await;
+    assert!(
+        thanks
+            .as_str()
+            .unwrap_or("")
+            .contains("your print is queued"),
+        "{thanks}"
+    );
 
     // Dispatch to the simulated printer.
     client.goto(&url("/jobs/1")).await.expect("job page");
@@ -736,4 +753,73 @@ async fn staff_pages_need_a_session_and_forms_need_the_csrf_token() {
         .await
         .expect("get");
     assert_eq!(after.status(), 303);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_job_page_adds_a_file_version_only_with_its_csrf_token() {
+    let farm = TestFarm::start().await;
+    let (status, _) = farm
+        .submit("part.stl", tiny_stl(3), "Stu Dent", "stu@example.edu")
+        .await;
+    assert_eq!(status, 201);
+    let http = plain_client();
+    let (cookie, csrf) = sign_in(&farm, &http, STAFF_TOKEN).await;
+    let response = http
+        .post(format!("{}/session/staff", farm.url))
+        .header("cookie", &cookie)
+        .header("content-type", FORM)
+        .body(encode(&[("staff", ADA), ("csrf", csrf.as_str())]))
+        .send()
+        .await
+        .expect("pick staff");
+    assert_eq!(response.status(), 303);
+    let page = http
+        .get(format!("{}/jobs/1", farm.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("job page")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("action=\"/jobs/1/files\"") && page.contains("multipart/form-data"),
+        "the job page offers the upload form"
+    );
+    let gcode = std::fs::read(corpus("gcode/20mm-xyz-cube.stl_prusa25-mk3s-0.20.gcode"))
+        .expect("corpus G-code");
+    let upload = |csrf: Option<&str>| {
+        let mut form = reqwest::multipart::Form::new();
+        if let Some(csrf) = csrf {
+            form = form.text("csrf", csrf.to_string());
+        }
+        let form = form.part(
+            "file",
+            reqwest::multipart::Part::bytes(gcode.clone()).file_name("sliced.gcode"),
+        );
+        http.post(format!("{}/jobs/1/files", farm.url))
+            .header("cookie", &cookie)
+            .multipart(form)
+            .send()
+    };
+    // Without the token: 403 in the API's shape, and nothing recorded.
+    let refused = upload(None).await.expect("post");
+    assert_eq!(refused.status(), 403);
+    let error: Value = refused.json().await.expect("JSON error");
+    assert_eq!(error["error"]["code"], "csrf_failed");
+    let (_, versions) = farm.get("/api/v1/jobs/1/files/versions").await;
+    assert_eq!(versions["versions"].as_array().map(Vec::len), Some(1));
+    // With it: back to the job page, version 2 by the staff member picked.
+    let accepted = upload(Some(&csrf)).await.expect("post");
+    assert_eq!(accepted.status(), 303);
+    assert_eq!(accepted.headers()["location"], "/jobs/1");
+    let (_, versions) = farm.get("/api/v1/jobs/1/files/versions").await;
+    let list = versions["versions"].as_array().expect("versions");
+    assert_eq!(list.len(), 2, "{versions}");
+    assert_eq!(
+        (list[1]["added_by"].as_str(), list[1]["format"].as_str()),
+        (Some(ADA), Some("gcode"))
+    );
+    let (status, served) = farm.download("/api/v1/jobs/1/files/gcode").await;
+    assert_eq!((status, served == gcode), (200, true));
 }

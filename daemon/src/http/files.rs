@@ -19,6 +19,7 @@ use super::auth::Workstation;
 use super::error::ApiError;
 use super::jobs::{job_json, parse_job_id};
 use super::submit::{Form, receive, sniff_staged};
+use crate::model::{Actor, Job, JobId};
 use crate::workflow::files::AddedFile;
 
 pub fn routes() -> Router<AppState> {
@@ -35,18 +36,23 @@ async fn add(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = parse_job_id(&id)?;
     let mut form = receive(&app, &headers, multipart).await?;
-    let result = record(&app, &ws, id, &mut form).await;
+    let result = match ws.actor(&app, form.fields.get("staff").map(String::as_str)) {
+        Ok(actor) => record(&app, actor, id, &mut form).await,
+        Err(e) => Err(e),
+    };
     form.discard();
-    result
+    let job = result?;
+    Ok((StatusCode::CREATED, Json(job_json(&job))))
 }
 
-async fn record(
+/// Records the staged file of `form` as the next version of job `id`, by `actor`. The
+/// kiosk's upload form (`http::web::actions::upload`) comes here too.
+pub(super) async fn record(
     app: &AppState,
-    ws: &Workstation,
-    id: crate::model::JobId,
+    actor: Actor,
+    id: JobId,
     form: &mut Form,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let actor = ws.actor(app, form.fields.get("staff").map(String::as_str))?;
+) -> Result<Job, ApiError> {
     let Some((staged, filename)) = form.file.as_ref() else {
         return Err(ApiError::bad_request(
             "missing_file",
@@ -95,7 +101,7 @@ async fn record(
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()))??;
     tracing::info!(job = %job.id, "file version added");
-    Ok((StatusCode::CREATED, Json(job_json(&job))))
+    Ok(job)
 }
 
 /// This file's endpoints for the OpenAPI document (`super::openapi`).

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use serde_json::{Map, Value, json};
 
-use super::guard::KioskForm;
+use super::guard::{Kiosk, KioskForm};
 use super::render;
 use super::session;
 use crate::http::AppState;
@@ -312,4 +312,53 @@ async fn bulk_one(
 ) -> Result<Value, ApiError> {
     let id = parse_job_id(raw)?;
     perform(app, id, request(action, json!({}))?, actor).await
+}
+
+/// `POST /jobs/{id}/files` from the job page: a multipart form (the CSRF token as its
+/// first field, then the file) adding a file version, through the same path as the
+/// API's `POST /api/v1/jobs/{id}/files`. The CSRF token is checked before anything is
+/// recorded; a refused upload's staged file is removed.
+pub async fn upload(
+    State(app): State<AppState>,
+    kiosk: Kiosk,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    multipart: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let next = format!("/jobs/{raw}");
+    let mut form = match crate::http::submit::receive(&app, &headers, multipart).await {
+        Ok(form) => form,
+        Err(e) => return finish_upload(&app, &kiosk, &next, Err(e)),
+    };
+    let presented = form.fields.get("csrf").map(String::as_str).unwrap_or("");
+    if !kiosk.session.csrf_matches(presented) {
+        form.discard();
+        return super::guard::csrf_refused().into_response();
+    }
+    let result = async {
+        let id = parse_job_id(&raw)?;
+        let actor = kiosk.actor(&app)?;
+        let job = crate::http::files::record(&app, actor, id, &mut form).await?;
+        Ok(format!(
+            "Job {id}: version added ({})",
+            job.original_filename
+        ))
+    }
+    .await;
+    form.discard();
+    finish_upload(&app, &kiosk, &next, result)
+}
+
+fn finish_upload(
+    app: &AppState,
+    kiosk: &Kiosk,
+    next: &str,
+    result: Result<String, ApiError>,
+) -> Response {
+    let flash = match result {
+        Ok(message) => session::Flash::ok(message),
+        Err(e) => session::Flash::error(e.message),
+    };
+    kiosk.flash(app, flash);
+    Redirect::to(next).into_response()
 }

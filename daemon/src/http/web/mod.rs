@@ -40,6 +40,7 @@ pub fn routes() -> Router<AppState> {
         .route("/jobs", get(views::queues))
         .route("/jobs/bulk", post(actions::bulk))
         .route("/jobs/{id}", get(views::job))
+        .route("/jobs/{id}/files", post(actions::upload))
         .route("/jobs/{id}/{action}", post(actions::job_action))
         .route("/printers", get(views::printers))
         .route("/printers/{id}/{action}", post(actions::printer_action))

@@ -378,6 +378,7 @@ fn job_context(app: &AppState, id: JobId) -> Result<Option<Value>, ApiError> {
         "time": job.time_hours.map(|h| hours(h * 3600.0)),
         "created": short_time(job.created_at),
         "can": can(job.status),
+        "can_add_file": matches!(job.status, Status::Uploaded | Status::Pending | Status::ReadyToPrint),
     })))
 }
 
