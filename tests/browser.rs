@@ -506,7 +506,7 @@ async fn a_new_staff_member_walks_a_job_from_upload_to_a_cleared_bed() {
 }
 
 /// Every staff page, and every staff form with a body that would otherwise be valid.
-const STAFF_PAGES: [&str; 12] = [
+const STAFF_PAGES: [&str; 13] = [
     "/",
     "/ui/live",
     "/jobs",
@@ -516,6 +516,7 @@ const STAFF_PAGES: [&str; 12] = [
     "/admin",
     "/admin/printers",
     "/admin/outbox",
+    "/admin/sync",
     "/admin/audit",
     "/admin/audit?type=JobCreated",
     "/admin/audit.csv",
@@ -822,4 +823,66 @@ async fn the_job_page_adds_a_file_version_only_with_its_csrf_token() {
     );
     let (status, served) = farm.download("/api/v1/jobs/1/files/gcode").await;
     assert_eq!((status, served == gcode), (200, true));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_page_shows_the_sync_backlog_while_the_bucket_is_unreachable() {
+    // An S3 endpoint where nothing listens: every upload fails and the backlog stays.
+    let farm = TestFarm::start_custom(
+        &[],
+        "[sync]\nurl = \"s3://farm-bucket/lab\"\nendpoint = \"http://127.0.0.1:9\"\nregion = \"us-east-1\"\naccess_key_id = \"test\"\nsecret_access_key = \"test-secret\"\n",
+    )
+    .await;
+    for seed in 0..2 {
+        let (status, _) = farm
+            .submit(
+                "part.stl",
+                tiny_stl(10 + seed),
+                "Stu Dent",
+                &format!("s{seed}@example.edu"),
+            )
+            .await;
+        assert_eq!(status, 201);
+    }
+    let http = plain_client();
+    let (cookie, _) = sign_in(&farm, &http, STAFF_TOKEN).await;
+    let page = wait_for_page(&farm, &http, &cookie, "/admin/sync", |page| {
+        page.contains("id=\"sync-pending\">2<") && !page.contains("id=\"sync-error\">none<")
+    })
+    .await;
+    // minijinja escapes `/` in HTML.
+    assert!(
+        page.contains("s3:&#x2f;&#x2f;farm-bucket&#x2f;lab"),
+        "{page}"
+    );
+    let (_, api) = farm.get("/api/v1/sync").await;
+    assert_eq!(api["pending"], 2, "{api}");
+    assert!(api["last_error"].is_string(), "{api}");
+}
+
+/// Polls a staff page until `done` accepts its HTML (20 s).
+async fn wait_for_page(
+    farm: &TestFarm,
+    http: &reqwest::Client,
+    cookie: &str,
+    path: &str,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = http
+            .get(format!("{}{path}", farm.url))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .expect("page")
+            .text()
+            .await
+            .expect("html");
+        if done(&page) {
+            return page;
+        }
+        assert!(Instant::now() < deadline, "{path} never showed it:\n{page}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -36,6 +36,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/admin_outbox.html"),
     ),
     (
+        "admin_sync.html",
+        include_str!("../templates/admin_sync.html"),
+    ),
+    (
         "admin_audit.html",
         include_str!("../templates/admin_audit.html"),
     ),

@@ -18,8 +18,13 @@ pub fn routes() -> Router<AppState> {
 /// worker's last success, error and snapshot. Answered from the store alone, so it
 /// works (and shows the backlog growing) while the bucket is unreachable.
 async fn status(State(app): State<AppState>, _ws: Workstation) -> Result<Json<Value>, ApiError> {
+    backlog(&app).map(Json)
+}
+
+/// The backlog as JSON: shared by the API and the kiosk's admin page.
+pub(crate) fn backlog(app: &AppState) -> Result<Value, ApiError> {
     let Some(sync) = &app.config.sync else {
-        return Ok(Json(json!({ "enabled": false })));
+        return Ok(json!({ "enabled": false }));
     };
     let backlog = app.store.sync_backlog()?;
     let status = app.store.sync_status()?;
@@ -28,7 +33,7 @@ async fn status(State(app): State<AppState>, _ws: Workstation) -> Result<Json<Va
     let age = backlog
         .oldest_queued_at
         .map(|t| (now - t).num_milliseconds().max(0) as f64 / 1000.0);
-    Ok(Json(json!({
+    Ok(json!({
         "enabled": true,
         "url": sync.url,
         "pending": backlog.pending,
@@ -39,5 +44,5 @@ async fn status(State(app): State<AppState>, _ws: Workstation) -> Result<Json<Va
         "last_error_at": status.last_error_at,
         "last_snapshot_at": status.last_snapshot_at,
         "snapshot_current": status.last_snapshot_at.is_some() && status.last_snapshot_seq == seq,
-    })))
+    }))
 }

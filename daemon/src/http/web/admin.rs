@@ -287,6 +287,35 @@ fn csv_field(value: &str) -> String {
     }
 }
 
+/// `GET /admin/sync`: how far behind the cloud copy is (the same figures as
+/// `GET /api/v1/sync`), so staff see a growing backlog while the bucket is unreachable.
+pub async fn sync(State(app): State<AppState>, kiosk: Kiosk) -> Response {
+    let read = run_blocking(&app, |app| {
+        let mut backlog = crate::http::sync::backlog(app)?;
+        for key in [
+            "oldest_pending_at",
+            "last_success_at",
+            "last_error_at",
+            "last_snapshot_at",
+        ] {
+            let shown = backlog[key]
+                .as_str()
+                .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+                .map(short_time);
+            backlog[key] = json!(shown);
+        }
+        Ok(json!({ "sync": backlog }))
+    })
+    .await;
+    match read {
+        Ok(mut context) => {
+            context["tab"] = json!("sync");
+            staff_page(&app, &kiosk, "admin_sync.html", context)
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,6 +49,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/staff/deactivate", post(admin::deactivate_staff))
         .route("/admin/printers", get(admin::printers))
         .route("/admin/outbox", get(admin::outbox))
+        .route("/admin/sync", get(admin::sync))
         .route("/admin/audit", get(admin::audit))
         .route("/admin/audit.csv", get(admin::audit_csv))
         .route("/submit", get(student::submit_page))
