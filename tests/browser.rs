@@ -592,6 +592,19 @@ async fn sign_in(farm: &TestFarm, http: &reqwest::Client, token: &str) -> (Strin
     (cookie, csrf)
 }
 
+/// Picks `name` in the session's staff list, as the header dropdown does.
+async fn pick_staff(farm: &TestFarm, http: &reqwest::Client, cookie: &str, csrf: &str, name: &str) {
+    let response = http
+        .post(format!("{}/session/staff", farm.url))
+        .header("cookie", cookie)
+        .header("content-type", FORM)
+        .body(encode(&[("staff", name), ("csrf", csrf)]))
+        .send()
+        .await
+        .expect("pick staff");
+    assert_eq!(response.status(), 303);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn staff_pages_need_a_session_and_forms_need_the_csrf_token() {
     let farm = TestFarm::start().await;
@@ -675,15 +688,7 @@ async fn staff_pages_need_a_session_and_forms_need_the_csrf_token() {
     assert!(!staff.to_string().contains("Mallory"), "{staff}");
 
     // The right token works; the session cookie reads the API but cannot write it.
-    let response = http
-        .post(format!("{}/session/staff", farm.url))
-        .header("cookie", &cookie)
-        .header("content-type", FORM)
-        .body(encode(&[("staff", ADA), ("csrf", csrf.as_str())]))
-        .send()
-        .await
-        .expect("pick staff");
-    assert_eq!(response.status(), 303);
+    pick_staff(&farm, &http, &cookie, &csrf, ADA).await;
     let read = http
         .get(format!("{}/api/v1/jobs/1", farm.url))
         .header("cookie", &cookie)
@@ -765,15 +770,7 @@ async fn the_job_page_adds_a_file_version_only_with_its_csrf_token() {
     assert_eq!(status, 201);
     let http = plain_client();
     let (cookie, csrf) = sign_in(&farm, &http, STAFF_TOKEN).await;
-    let response = http
-        .post(format!("{}/session/staff", farm.url))
-        .header("cookie", &cookie)
-        .header("content-type", FORM)
-        .body(encode(&[("staff", ADA), ("csrf", csrf.as_str())]))
-        .send()
-        .await
-        .expect("pick staff");
-    assert_eq!(response.status(), 303);
+    pick_staff(&farm, &http, &cookie, &csrf, ADA).await;
     let page = http
         .get(format!("{}/jobs/1", farm.url))
         .header("cookie", &cookie)

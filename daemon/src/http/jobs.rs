@@ -43,6 +43,31 @@ pub fn job_json(job: &Job) -> Value {
     value
 }
 
+/// A list page's `limit` (1 to 500, default 50) and `cursor` (an id from an earlier
+/// answer's `next_cursor`), shared by the job and mail lists.
+pub(crate) fn page(
+    limit: Option<&str>,
+    cursor: Option<&str>,
+) -> Result<(usize, Option<u64>), ApiError> {
+    let limit = match limit {
+        None | Some("") => 50,
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=500).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request("invalid_limit", "limit must be a number from 1 to 500")
+            })?,
+    };
+    let before = match cursor {
+        None | Some("") => None,
+        Some(raw) => Some(raw.parse::<u64>().map_err(|_| {
+            ApiError::bad_request("invalid_cursor", "cursor must be a next_cursor value")
+        })?),
+    };
+    Ok((limit, before))
+}
+
 pub fn parse_job_id(raw: &str) -> Result<JobId, ApiError> {
     raw.parse()
         .map_err(|_| ApiError::not_found(format!("there is no job {raw:?}")))
@@ -75,22 +100,7 @@ async fn list(
         .map(|s| s.parse::<Status>())
         .transpose()
         .map_err(|e| ApiError::bad_request("invalid_status", e.to_string()))?;
-    let limit = match params.limit.as_deref() {
-        None | Some("") => 50,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request("invalid_limit", "limit must be a number from 1 to 500")
-            })?,
-    };
-    let before = match params.cursor.as_deref() {
-        None | Some("") => None,
-        Some(raw) => Some(raw.parse::<u64>().map_err(|_| {
-            ApiError::bad_request("invalid_cursor", "cursor must be a next_cursor value")
-        })?),
-    };
+    let (limit, before) = page(params.limit.as_deref(), params.cursor.as_deref())?;
     let query = JobQuery {
         status,
         text: params.q.filter(|q| !q.trim().is_empty()),

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::Workstation;
 use super::error::ApiError;
-use super::jobs::parse_job_id;
+use super::jobs::{page, parse_job_id};
 use crate::store::{MailQuery, MailState, OutboxMail};
 
 pub fn routes() -> Router<AppState> {
@@ -74,22 +74,7 @@ async fn list(
         .filter(|j| !j.is_empty())
         .map(parse_job_id)
         .transpose()?;
-    let limit = match params.limit.as_deref() {
-        None | Some("") => 50,
-        Some(raw) => raw
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=500).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request("invalid_limit", "limit must be a number from 1 to 500")
-            })?,
-    };
-    let before = match params.cursor.as_deref() {
-        None | Some("") => None,
-        Some(raw) => Some(raw.parse::<u64>().map_err(|_| {
-            ApiError::bad_request("invalid_cursor", "cursor must be a next_cursor value")
-        })?),
-    };
+    let (limit, before) = page(params.limit.as_deref(), params.cursor.as_deref())?;
     let query = MailQuery {
         state,
         job,
