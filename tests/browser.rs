@@ -227,6 +227,7 @@ const bar = document.querySelector('#tile-sim-1 progress');
 return { marker: window.__farmhandNoReload === true, value: bar ? bar.value : null,
          state: (document.querySelector('#tile-sim-1') || {}).className || '',
          updates: Number(document.getElementById('tiles').dataset.updates || 0),
+         transport: document.getElementById('tiles').dataset.transport || '',
          clear: !!document.querySelector('#tile-sim-1 button.action-clear') };
 "#;
 
@@ -291,7 +292,15 @@ async fn a_new_staff_member_walks_a_job_from_upload_to_a_cleared_bed() {
     );
     fill(&client, "input[name=token]", STAFF_TOKEN).await;
     click(&client, "button[type=submit]").await;
-    assert_eq!(client.current_url().await.expect("url").path(), "/");
+    // The click returns before the redirect's page has loaded: wait for it.
+    wait_js(
+        &client,
+        "the dashboard after signing in",
+        Duration::from_secs(20),
+        "return document.readyState === 'complete' ? location.pathname : null;",
+        |path| path == "/",
+    )
+    .await;
 
     // Pick a name: the dropdown applies at once and is remembered.
     client
@@ -446,6 +455,10 @@ async fn a_new_staff_member_walks_a_job_from_upload_to_a_cleared_bed() {
     )
     .await;
     assert!(moved["updates"].as_u64().unwrap_or(0) >= 1, "{moved}");
+    assert_eq!(
+        moved["transport"], "stream",
+        "pushed over /ui/stream, not polled"
+    );
     for (w, h) in [(800, 480), (1920, 1080)] {
         screenshot(&client, "dashboard", w, h).await;
     }
@@ -708,6 +721,46 @@ async fn staff_pages_need_a_session_and_forms_need_the_csrf_token() {
         401,
         "a cookie alone cannot call the write API"
     );
+
+    // The dashboard's event stream: sign-in first, then the whole board at once.
+    let refused = http
+        .get(format!("{}/ui/stream", farm.url))
+        .send()
+        .await
+        .expect("stream without a session");
+    assert_eq!(refused.status(), 303, "GET /ui/stream without a session");
+    let mut stream = http
+        .get(format!("{}/ui/stream", farm.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("stream");
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    let mut text = String::new();
+    while !text.contains("\n\n") {
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.chunk())
+            .await
+            .expect("the stream's first update within 10 s")
+            .expect("stream read")
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let first = text.split("\n\n").next().unwrap_or("");
+    assert!(first.starts_with("event: update\n"), "{first}");
+    let data: Value = serde_json::from_str(
+        first
+            .lines()
+            .find_map(|l| l.strip_prefix("data: "))
+            .expect("a data line"),
+    )
+    .expect("update JSON");
+    assert_eq!(data["tiles"].as_array().map(Vec::len), Some(2), "{data}");
+    assert!(
+        data["counts"].as_array().is_some_and(|c| !c.is_empty()),
+        "{data}"
+    );
+    drop(stream);
 
     // Every page carries the security headers and no inline script or style.
     for path in STAFF_PAGES.iter().chain(["/login", "/submit"].iter()) {

@@ -1,15 +1,19 @@
 // Live dashboard: printer tiles and status counts update without a reload.
 //
-// The transport is the one function `subscribe`: today it polls `/ui/live` every two
-// seconds; moving to the server's event stream means replacing only `subscribe`
-// (an EventSource whose messages carry the same update object).
+// The transport is the one function `subscribe`: the server pushes each update over
+// Server-Sent Events (`/ui/stream`, `event: update`) when the farm changes. If the
+// stream cannot be opened or keeps failing (an old browser, a proxy that buffers
+// events, an expired session) it falls back to polling `/ui/live` every two seconds,
+// which also notices a lapsed session and goes to the login page.
 (function () {
   'use strict';
   var tiles = document.getElementById('tiles');
   if (!tiles || !tiles.dataset.live) return;
   var INTERVAL_MS = 2000;
+  var MAX_STREAM_FAILURES = 3;
 
-  function subscribe(url, onUpdate) {
+  function poll(url, onUpdate) {
+    tiles.dataset.transport = 'poll';
     function tick() {
       fetch(url, { headers: { Accept: 'application/json' }, credentials: 'same-origin', cache: 'no-store' })
         .then(function (response) {
@@ -21,6 +25,26 @@
         .then(function () { window.setTimeout(tick, INTERVAL_MS); });
     }
     window.setTimeout(tick, INTERVAL_MS);
+  }
+
+  function subscribe(streamUrl, pollUrl, onUpdate) {
+    if (!streamUrl || typeof window.EventSource !== 'function') { poll(pollUrl, onUpdate); return; }
+    var failures = 0;
+    var source = new window.EventSource(streamUrl);
+    tiles.dataset.transport = 'stream';
+    source.addEventListener('update', function (message) {
+      failures = 0;
+      try { onUpdate(JSON.parse(message.data)); } catch (e) { /* a torn message: the next one is whole */ }
+    });
+    source.onerror = function () {
+      // EventSource reconnects by itself after a dropped connection; a refused one
+      // (closed) or repeated failures mean the stream is not going to work here.
+      failures += 1;
+      if (source.readyState === window.EventSource.CLOSED || failures >= MAX_STREAM_FAILURES) {
+        source.close();
+        poll(pollUrl, onUpdate);
+      }
+    };
   }
 
   function fromHtml(html) {
@@ -54,7 +78,7 @@
     }
   }
 
-  subscribe(tiles.dataset.live, function (update) {
+  subscribe(tiles.dataset.stream, tiles.dataset.live, function (update) {
     update.tiles.forEach(applyTile);
     update.counts.forEach(applyCount);
     tiles.dataset.updates = String(Number(tiles.dataset.updates || 0) + 1);

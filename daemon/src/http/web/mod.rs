@@ -2,7 +2,7 @@
 //!
 //! - [`session`]: in-memory sessions with CSRF tokens; [`guard`]: the extractors that
 //!   redirect to `/login` and check a form's CSRF token.
-//! - [`views`]: the staff pages (dashboard, queues, job, printers) and `/ui/live`.
+//! - [`views`]: the staff pages (dashboard, queues, job, printers), `/ui/live` and `/ui/stream`.
 //! - [`actions`]: every form post; each ends in the same `http::jobs::perform` /
 //!   `http::farm::printer_act` the JSON API calls, so there is one path per action.
 //! - [`admin`]: staff list, printers' config, mail outbox, audit log with CSV.
@@ -37,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/session/staff", post(actions::pick_staff))
         .route("/", get(views::dashboard))
         .route("/ui/live", get(views::live))
+        .route("/ui/stream", get(views::stream))
         .route("/jobs", get(views::queues))
         .route("/jobs/bulk", post(actions::bulk))
         .route("/jobs/{id}", get(views::job))

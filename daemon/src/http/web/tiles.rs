@@ -1,5 +1,5 @@
 //! The dashboard's printer tiles and status counts: what the page renders first and
-//! what `/ui/live` sends every two seconds after.
+//! what `/ui/stream` pushes (or `/ui/live` answers) after.
 //!
 //! [`tile`] is pure: the API's printer view plus the job on it in, the tile's words
 //! and buttons out, so the formatting is tested without a server.

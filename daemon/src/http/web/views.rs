@@ -18,7 +18,7 @@ use crate::model::{Job, JobId, Status};
 use crate::store::{EventQuery, JobQuery};
 
 /// Statuses whose jobs can still be "new" (unopened); counting the finished ones
-/// would read every archived job every two seconds.
+/// would read every archived job on every live update.
 const OPEN_STATUSES: [Status; 5] = [
     Status::Uploaded,
     Status::Pending,
@@ -141,8 +141,13 @@ pub async fn dashboard(State(app): State<AppState>, kiosk: Kiosk) -> Response {
 /// The live part of the dashboard: counts and tiles, each tile with its rendered
 /// HTML so the script can redraw a tile whose state changed.
 pub async fn live(State(app): State<AppState>, kiosk: Kiosk) -> Result<Json<Value>, ApiError> {
-    let board = run_blocking(&app, board).await?;
-    let csrf = &kiosk.session.csrf;
+    Ok(Json(live_update(&app, &kiosk.session.csrf).await?))
+}
+
+/// The update object `/ui/live` answers and `/ui/stream` pushes: each tile's changing
+/// fields plus its whole HTML (for when its job changed), and the status counts.
+async fn live_update(app: &AppState, csrf: &str) -> Result<Value, ApiError> {
+    let board = run_blocking(app, board).await?;
     let template = app.pages.get_template("tile.html").map_err(|e| {
         ApiError::new(
             axum::http::StatusCode::INTERNAL_SERVER_ERROR,
@@ -161,7 +166,69 @@ pub async fn live(State(app): State<AppState>, kiosk: Kiosk) -> Result<Json<Valu
                     "layer_text": tile.layer_text, "eta_text": tile.eta_text, "temps_text": tile.temps_text, "html": html })
         })
         .collect();
-    Ok(Json(json!({ "tiles": tiles, "counts": board.counts })))
+    Ok(json!({ "tiles": tiles, "counts": board.counts }))
+}
+
+/// After a change, wait this long for more before rendering the board: a print reports
+/// several times a second across a farm, and a Pi should render once for all of them.
+const STREAM_COALESCE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `GET /ui/stream`: the dashboard's live updates as Server-Sent Events (`event: update`,
+/// the same object as `/ui/live`), pushed when the farm changes instead of polled.
+///
+/// One update at once, then one after each burst of changes (coalesced over
+/// [`STREAM_COALESCE`]). A client that falls behind the broadcast channel loses nothing
+/// here: the next update is the whole board anyway. Connections share the API stream's
+/// client limit.
+pub async fn stream(State(app): State<AppState>, kiosk: Kiosk) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    use tokio::sync::broadcast::error::RecvError;
+
+    let live = app.workflow.live();
+    let permit = live.client_permit().ok_or_else(|| {
+        ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "too_many_streams",
+            "too many live streams are open: close a kiosk tab and reload",
+        )
+    })?;
+    // Subscribe before the first render so no change falls between the two.
+    let rx = live.subscribe();
+    let csrf = kiosk.session.csrf.clone();
+    let first = live_update(&app, &csrf).await?;
+    let state = (app, csrf, rx, permit, Some(first));
+    let updates =
+        futures_util::stream::unfold(state, |(app, csrf, mut rx, permit, ready)| async move {
+            let update = match ready {
+                Some(update) => update,
+                None => {
+                    match rx.recv().await {
+                        Ok(_) | Err(RecvError::Lagged(_)) => {}
+                        Err(RecvError::Closed) => return None,
+                    }
+                    tokio::time::sleep(STREAM_COALESCE).await;
+                    // Everything that arrived meanwhile is covered by this render.
+                    while let Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) =
+                        rx.try_recv()
+                    {}
+                    match live_update(&app, &csrf).await {
+                        Ok(update) => update,
+                        Err(e) => {
+                            tracing::warn!("cannot render the live board: {}", e.message);
+                            json!({ "tiles": [], "counts": [] })
+                        }
+                    }
+                }
+            };
+            let event = Event::default().event("update").data(update.to_string());
+            Some((
+                Ok::<_, std::convert::Infallible>(event),
+                (app, csrf, rx, permit, None),
+            ))
+        });
+    Ok(Sse::new(updates)
+        .keep_alive(KeepAlive::new().interval(std::time::Duration::from_secs(15)))
+        .into_response())
 }
 
 #[derive(Deserialize, Default)]
