@@ -908,6 +908,21 @@ async fn the_admin_page_shows_the_sync_backlog_while_the_bucket_is_unreachable()
     let (_, api) = farm.get("/api/v1/sync").await;
     assert_eq!(api["pending"], 2, "{api}");
     assert!(api["last_error"].is_string(), "{api}");
+    // The same backlog on /metrics, for the lab's alerting.
+    let metrics = http
+        .get(format!("{}/metrics", farm.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "farmhand_outbox_backlog{outbox=\"sync\"} 2"),
+        "{metrics}"
+    );
 }
 
 /// Polls a staff page until `done` accepts its HTML (20 s).

@@ -229,6 +229,7 @@ fn registry(stats: &FarmStats, printers: &[PrinterState], http: &HttpMetrics) ->
     for (outbox, count) in [
         ("mail", stats.mail_backlog),
         ("processing", stats.processing_backlog),
+        ("sync", stats.sync_backlog),
     ] {
         let label = OutboxLabel {
             outbox: outbox.into(),

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use redb::{ReadableDatabase, ReadableTable};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 
 use super::tables::*;
 use super::{Store, StoreError, from_json};
@@ -29,6 +29,8 @@ pub struct FarmStats {
     pub mail_backlog: u64,
     /// Processing tasks queued or running.
     pub processing_backlog: u64,
+    /// Jobs whose changes wait to be mirrored to the bucket (one outbox row per job).
+    pub sync_backlog: u64,
 }
 
 impl Store {
@@ -73,6 +75,7 @@ impl Store {
             stats.processing_backlog +=
                 u64::from(matches!(task.state, TaskState::Queued | TaskState::Running));
         }
+        stats.sync_backlog = txn.open_table(SYNC_OUTBOX)?.len()?;
         Ok(stats)
     }
 }
