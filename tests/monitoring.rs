@@ -8,6 +8,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Duration;
 
 use common::*;
@@ -249,6 +250,54 @@ async fn metrics_follow_what_the_farm_did() {
     );
 }
 
+/// `(method, path)` of every `.route(…)` in `daemon/src/http/*.rs` (the API modules; the
+/// kiosk's HTML pages under `http/web/` and `/static` are not API). Read from the source so
+/// a new endpoint without a `#[utoipa::path]` fails this test.
+fn registered_routes() -> Vec<(&'static str, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/http");
+    let mut routes = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("daemon/src/http") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).expect("source");
+        for call in source.split(".route(").skip(1) {
+            let Some(route) = call.split('"').nth(1) else {
+                continue;
+            };
+            if route.starts_with("/static") {
+                continue;
+            }
+            // The handlers: `get(x)`, `post(y)`, `get(x).post(y)` up to the call's closing
+            // parenthesis.
+            let mut depth = 1usize;
+            let end = call
+                .char_indices()
+                .find(|&(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    depth == 0
+                })
+                .map_or(call.len(), |(at, _)| at);
+            let handlers = &call[..end];
+            for method in ["get", "post", "put", "delete", "patch"] {
+                let called = handlers
+                    .match_indices(&format!("{method}("))
+                    .any(|(at, _)| at == 0 || !handlers.as_bytes()[at - 1].is_ascii_alphanumeric());
+                if called {
+                    routes.push((method, route.to_string()));
+                }
+            }
+        }
+    }
+    routes.sort();
+    routes
+}
+
 /// The contract's endpoints that the OpenAPI document must describe.
 const DOCUMENTED: &[(&str, &str)] = &[
     ("post", "/api/v1/jobs"),
@@ -289,7 +338,18 @@ async fn the_openapi_document_describes_the_real_routes() {
     assert_eq!(doc["info"]["title"], "Farmhand");
     assert!(doc["info"]["version"].is_string());
     let paths = doc["paths"].as_object().expect("paths");
-    for (method, path) in DOCUMENTED {
+    // The contract's endpoints, and every API route the code registers.
+    let registered = registered_routes();
+    assert!(
+        registered.len() > DOCUMENTED.len(),
+        "the source scan found too few routes: {registered:?}"
+    );
+    let everything: Vec<(&str, &str)> = DOCUMENTED
+        .iter()
+        .copied()
+        .chain(registered.iter().map(|(m, p)| (*m, p.as_str())))
+        .collect();
+    for (method, path) in &everything {
         let operation = &paths
             .get(*path)
             .unwrap_or_else(|| panic!("{path} is not documented"))[*method];
@@ -331,7 +391,16 @@ async fn the_openapi_document_describes_the_real_routes() {
             .await
             .expect("documented GET");
         let status = response.status();
-        let body = response.text().await.unwrap_or_default();
+        let streams = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|t| t == "text/event-stream");
+        // An event stream never ends: its status and type are the answer.
+        let body = if streams {
+            String::new()
+        } else {
+            response.text().await.unwrap_or_default()
+        };
         assert!(
             status.is_success(),
             "documented GET {path} answered {status}: {body}"

@@ -57,6 +57,7 @@ fn parse_state(raw: &str) -> Result<MailState, ApiError> {
     })
 }
 
+#[utoipa::path(get, path = "/api/v1/mail", tag = "mail", params(("state" = Option<String>, Query, description = "queued, sent or failed"), ("job" = Option<String>, Query, description = "Only this job's mails"), ("limit" = Option<String>, Query, description = "Page size (default 50, at most 500)"), ("cursor" = Option<String>, Query, description = "next_cursor of the previous page")), responses((status = 200, description = "{\"mails\": [...], \"next_cursor\"}: the outbox, newest first, without message text"), (status = 400, description = "A bad state, job, limit or cursor"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn list(
     State(app): State<AppState>,
     _ws: Workstation,
@@ -102,6 +103,7 @@ fn load(app: &AppState, raw: &str) -> Result<OutboxMail, ApiError> {
     app.store.mail(id)?.ok_or_else(missing)
 }
 
+#[utoipa::path(get, path = "/api/v1/mail/{id}", tag = "mail", params(("id" = String, Path, description = "The mail id")), responses((status = 200, description = "One mail with its delivery state and the whole message as `eml`"), (status = 404, description = "No such mail"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn show(
     State(app): State<AppState>,
     _ws: Workstation,
@@ -113,6 +115,7 @@ async fn show(
     Ok(Json(value))
 }
 
+#[utoipa::path(get, path = "/api/v1/mail/{id}/eml", tag = "mail", params(("id" = String, Path, description = "The mail id")), responses((status = 200, description = "The message as sent (message/rfc822)", content_type = "message/rfc822"), (status = 404, description = "No such mail"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn eml(
     State(app): State<AppState>,
     _ws: Workstation,
@@ -130,6 +133,7 @@ async fn eml(
         .into_response())
 }
 
+#[utoipa::path(post, path = "/api/v1/mail/{id}/retry", tag = "mail", params(("id" = String, Path, description = "The mail id")), responses((status = 200, description = "The mail, queued to be sent again now"), (status = 404, description = "No such mail"), (status = 409, description = "Already sent"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn retry(
     State(app): State<AppState>,
     _ws: Workstation,
@@ -142,3 +146,7 @@ async fn retry(
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", e.to_string()))??;
     Ok(Json(mail_json(&load(&app, &id)?)))
 }
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(list, show, eml, retry))]
+pub(crate) struct MailApi;

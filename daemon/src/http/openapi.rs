@@ -58,6 +58,10 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(super::files::FilesApi::openapi());
     doc.merge(super::farm::FarmApi::openapi());
     doc.merge(super::confirm::ConfirmApi::openapi());
+    doc.merge(super::mail::MailApi::openapi());
+    doc.merge(super::sync::SyncApi::openapi());
+    doc.merge(super::stream::StreamApi::openapi());
+    doc.merge(super::status::StatusApi::openapi());
     doc
 }
 

@@ -89,6 +89,7 @@ fn with_csp(mut response: Response) -> Response {
     response
 }
 
+#[utoipa::path(get, path = "/status/{id}", tag = "student", params(("id" = String, Path, description = "The job id"), ("t" = String, Query, description = "The status token from the student's mail")), responses((status = 200, description = "The student's status page (HTML)", content_type = "text/html"), (status = 404, description = "Unknown job or wrong token (a friendly page)")))]
 async fn page(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -114,6 +115,7 @@ async fn page(
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/status/{id}", tag = "student", params(("id" = String, Path, description = "The job id"), ("t" = String, Query, description = "The status token from the student's mail")), responses((status = 200, description = "The job's state, queue position and live progress, as the status page shows them"), (status = 404, description = "Unknown job or wrong token")))]
 async fn api(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -127,3 +129,7 @@ async fn api(
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
 }
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(page, api))]
+pub(crate) struct StatusApi;

@@ -51,6 +51,7 @@ async fn authorize(parts: &mut Parts, app: &AppState) -> Result<Viewer, ApiError
     Ok(Viewer)
 }
 
+#[utoipa::path(get, path = "/api/v1/stream", tag = "farm", responses((status = 200, description = "Server-Sent Events: every printer's state at once, then `event: job` / `event: printer` with the REST JSON after each change", content_type = "text/event-stream"), (status = 429, description = "Too many live streams open"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn stream(
     State(app): State<AppState>,
     _viewer: Viewer,
@@ -87,6 +88,7 @@ async fn stream(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(every).text("keep-alive")))
 }
 
+#[utoipa::path(get, path = "/api/v1/queue", tag = "farm", responses((status = 200, description = "The READYTOPRINT jobs in the scheduler's order, each with the printer it would go to or why it waits"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn queue(State(app): State<AppState>, _ws: Workstation) -> Result<Json<Value>, ApiError> {
     let query = JobQuery {
         status: Some(Status::ReadyToPrint),
@@ -121,3 +123,7 @@ async fn queue(State(app): State<AppState>, _ws: Workstation) -> Result<Json<Val
         json!({ "queue": entries, "truncated": more.is_some() }),
     ))
 }
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(stream, queue))]
+pub(crate) struct StreamApi;

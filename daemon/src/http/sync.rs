@@ -17,6 +17,7 @@ pub fn routes() -> Router<AppState> {
 /// The backlog (jobs waiting, age of the oldest change not yet uploaded) and the
 /// worker's last success, error and snapshot. Answered from the store alone, so it
 /// works (and shows the backlog growing) while the bucket is unreachable.
+#[utoipa::path(get, path = "/api/v1/sync", tag = "sync", responses((status = 200, description = "{\"enabled\": false} without [sync]; else the backlog: pending, oldest_pending_at/age_s, last_success_at, last_error(_at), last_snapshot_at, snapshot_current"), (status = 401, description = "No or an unknown workstation token")), security(("workstation_token" = [])))]
 async fn status(State(app): State<AppState>, _ws: Workstation) -> Result<Json<Value>, ApiError> {
     backlog(&app).map(Json)
 }
@@ -46,3 +47,7 @@ pub(crate) fn backlog(app: &AppState) -> Result<Value, ApiError> {
         "snapshot_current": status.last_snapshot_at.is_some() && status.last_snapshot_seq == seq,
     }))
 }
+
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(status))]
+pub(crate) struct SyncApi;
