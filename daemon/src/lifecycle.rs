@@ -84,6 +84,24 @@ pub enum Action {
     SetPriority {
         priority: i32,
     },
+    /// Staff add a file version (its blob already stored) as version `version`.
+    AddFile {
+        version: u32,
+        file: Box<AddedFile>,
+    },
+}
+
+/// A file staged, sniffed and committed to the blob store, to be added to a job.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AddedFile {
+    pub hash: String,
+    pub size_bytes: u64,
+    /// The sanitized name it was uploaded under.
+    pub filename: String,
+    /// The sniffed format's API name (`gcode`, `stl`, `3mf`, …).
+    pub format: String,
+    /// For G-code: its analysis, made before the transaction (it reads the whole file).
+    pub gcode_analysis: Option<serde_json::Value>,
 }
 
 impl Action {
@@ -105,6 +123,7 @@ impl Action {
             Action::Unlock => "unlock",
             Action::MarkViewed => "mark as viewed",
             Action::SetPriority { .. } => "change the priority of",
+            Action::AddFile { .. } => "add a file to",
         }
     }
 
@@ -123,6 +142,8 @@ impl Action {
             Action::UpdateNotes { .. } | Action::Lock { .. } | Action::Unlock => None,
             Action::MarkViewed => None,
             Action::SetPriority { .. } => Some(&[Uploaded, Pending, ReadyToPrint]),
+            // Once it prints, the printed file is what the job is.
+            Action::AddFile { .. } => Some(&[Uploaded, Pending, ReadyToPrint]),
         }
     }
 
@@ -156,6 +177,8 @@ pub enum Effect {
     PrinterStarted { printer: String },
     /// The printer stopped printing this job; its bed needs clearing.
     PrinterStopped { printer: String },
+    /// The job's current file changed: queue its analysis, preview and thumbnail again.
+    Reprocess,
 }
 
 /// The result of a legal action.
@@ -224,6 +247,18 @@ pub fn apply(
         events,
         effects,
     })
+}
+
+/// Whether `actor` may take `action` on `job` now (who, from which status, the edit
+/// lock), without applying it: lets a caller refuse before expensive work, such as
+/// analysing a large upload. Looks only at the action's kind, not its values.
+pub fn check(
+    job: &Job,
+    action: &Action,
+    actor: &Actor,
+    now: DateTime<Utc>,
+) -> Result<(), TransitionError> {
+    check_permitted(job, action, actor, now)
 }
 
 fn check_permitted(
@@ -346,6 +381,7 @@ fn change(
             (Some((EventType::PrintCompleted, details)), effects)
         }
         Action::Pickup(pickup) => record_pickup(job, pickup)?,
+        Action::AddFile { version, file } => add_file(job, *version, file),
         Action::Archive => {
             job.status = Status::Archived;
             (Some((EventType::JobArchived, json!({}))), vec![])
@@ -425,6 +461,42 @@ fn approve(job: &mut Job, approval: &Approval) -> Result<Change, TransitionError
         Some((EventType::StaffApproved, details)),
         vec![Effect::SendConfirmation],
     ))
+}
+
+/// A new file version. G-code for a model job (staff sliced it) becomes the `gcode`
+/// artifact and `analysis.sliced`, the student's model staying current; anything else
+/// becomes the current file, its analysis starts again, and what was made from the old
+/// file is dropped so nothing stale is previewed or printed.
+fn add_file(job: &mut Job, version: u32, file: &AddedFile) -> Change {
+    let becomes = match (&file.gcode_analysis, job.format.as_str()) {
+        (Some(analysis), current) if current != "gcode" => {
+            job.artifacts.insert("gcode".into(), file.hash.clone());
+            job.analysis["sliced"] = analysis.clone();
+            "gcode"
+        }
+        _ => {
+            job.file_hash = file.hash.clone();
+            job.size_bytes = file.size_bytes;
+            job.format = file.format.clone();
+            job.original_filename = file.filename.clone();
+            job.file_version = version;
+            job.analysis = json!({ "state": "pending", "format": file.format });
+            for made in ["preview.glb", "thumbnail.png", "gcode"] {
+                job.artifacts.remove(made);
+            }
+            "current"
+        }
+    };
+    let details = json!({
+        "version": version, "filename": file.filename, "size_bytes": file.size_bytes,
+        "sha256": file.hash, "format": file.format, "made_by": "staff", "becomes": becomes,
+    });
+    let effects = if becomes == "current" {
+        vec![Effect::Reprocess]
+    } else {
+        vec![]
+    };
+    (Some((EventType::FileAdded, details)), effects)
 }
 
 fn record_pickup(job: &mut Job, pickup: &Pickup) -> Result<Change, TransitionError> {

@@ -804,6 +804,8 @@ impl Workflow {
                 };
                 ctx.put_printer(printer, &record)?;
             }
+            // The caller wakes the processing queue once the transaction is committed.
+            Effect::Reprocess => crate::processing::enqueue(ctx, job, &self.config, now)?,
         }
         Ok(())
     }

@@ -272,3 +272,98 @@ fn only_farmhand_expires_a_link_and_the_job_stays_pending_without_it() {
         Err(TransitionError::IllegalTransition { .. })
     ));
 }
+
+fn added(format: &str, gcode: bool) -> Action {
+    Action::AddFile {
+        version: 2,
+        file: Box::new(AddedFile {
+            hash: "cd".repeat(32),
+            size_bytes: 99,
+            filename: format!("part.{format}"),
+            format: format.into(),
+            gcode_analysis: gcode.then(|| serde_json::json!({ "time_s": 60 })),
+        }),
+    }
+}
+
+#[test]
+fn staff_sliced_gcode_rides_beside_the_students_model() {
+    let mut model = job(Status::Pending);
+    model
+        .artifacts
+        .insert("preview.glb".into(), "ee".repeat(32));
+    let t = apply(&model, &added("gcode", true), &ada(), now()).expect("add G-code");
+    assert_eq!(t.job.file_hash, model.file_hash, "the model stays current");
+    assert_eq!(t.job.file_version, 1);
+    assert_eq!(t.job.artifacts["gcode"], "cd".repeat(32));
+    assert_eq!(t.job.artifacts["preview.glb"], "ee".repeat(32));
+    assert_eq!(t.job.analysis["sliced"]["time_s"], 60);
+    assert_eq!(t.events[0].event_type, EventType::FileAdded);
+    assert_eq!(t.events[0].details["becomes"], "gcode");
+    assert!(
+        t.effects.is_empty(),
+        "nothing to reprocess: {:?}",
+        t.effects
+    );
+}
+
+#[test]
+fn a_repaired_model_becomes_current_and_is_processed_again() {
+    let mut model = job(Status::ReadyToPrint);
+    model
+        .artifacts
+        .insert("preview.glb".into(), "ee".repeat(32));
+    model.artifacts.insert("gcode".into(), "ff".repeat(32));
+    let t = apply(&model, &added("3mf", false), &ada(), now()).expect("add model");
+    assert_eq!(
+        (
+            t.job.file_hash.as_str(),
+            t.job.format.as_str(),
+            t.job.file_version
+        ),
+        ("cd".repeat(32).as_str(), "3mf", 2)
+    );
+    assert!(
+        t.job.artifacts.is_empty(),
+        "stale artifacts: {:?}",
+        t.job.artifacts
+    );
+    assert_eq!(t.job.analysis["state"], "pending");
+    assert_eq!(t.job.status, Status::ReadyToPrint);
+    assert_eq!(t.events[0].details["becomes"], "current");
+    assert_eq!(t.effects, vec![Effect::Reprocess]);
+}
+
+#[test]
+fn files_change_only_before_printing_and_only_by_staff() {
+    for status in Status::ALL {
+        let result = apply(&job(status), &added("stl", false), &ada(), now());
+        let editable = matches!(
+            status,
+            Status::Uploaded | Status::Pending | Status::ReadyToPrint
+        );
+        assert_eq!(result.is_ok(), editable, "{status:?}: {result:?}");
+        if !editable {
+            assert!(matches!(
+                result,
+                Err(TransitionError::IllegalTransition { .. })
+            ));
+        }
+    }
+    assert!(matches!(
+        apply(
+            &job(Status::Pending),
+            &added("stl", false),
+            &Actor::Student,
+            now()
+        ),
+        Err(TransitionError::NotPermitted { .. })
+    ));
+    let mut locked = job(Status::Pending);
+    locked.locked_by = Some("Grace Hopper".into());
+    locked.locked_until = Some(now() + Duration::minutes(5));
+    assert!(matches!(
+        check(&locked, &added("stl", false), &ada(), now()),
+        Err(TransitionError::Locked { .. })
+    ));
+}

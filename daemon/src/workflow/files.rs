@@ -10,31 +10,16 @@
 //!   from the old file are dropped, so nothing stale is previewed or printed.
 //!
 //! Earlier versions are always kept, and the change is one transaction with its
-//! `FileAdded` event.
+//! `FileAdded` event. What the job becomes is the lifecycle's `Action::AddFile`; this
+//! module adds the version row and the store around it.
 
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
 
 use super::{Workflow, WorkflowError};
-use crate::lifecycle::TransitionError;
-use crate::model::{Actor, EventDraft, EventType, FileVersion, Job, JobId, Status};
+use crate::lifecycle::{self, Action};
+use crate::model::{Actor, FileVersion, Job, JobId};
 
-/// The statuses in which a job's file may still change: once it prints, the printed
-/// file is what the job is.
-const EDITABLE: [Status; 3] = [Status::Uploaded, Status::Pending, Status::ReadyToPrint];
-
-/// A file staged, sniffed and committed to the blob store, to be added to a job.
-#[derive(Debug, Clone)]
-pub struct AddedFile {
-    pub hash: String,
-    pub size_bytes: u64,
-    /// The sanitized name it was uploaded under.
-    pub filename: String,
-    /// The sniffed format's API name (`gcode`, `stl`, `3mf`, …).
-    pub format: String,
-    /// For G-code: its analysis, made before the transaction (it reads the whole file).
-    pub gcode_analysis: Option<Value>,
-}
+pub use crate::lifecycle::AddedFile;
 
 impl Workflow {
     /// Checks that `id` may take a new file now (exists, editable status, not locked by
@@ -49,11 +34,16 @@ impl Workflow {
             .store
             .job(id)?
             .ok_or_else(|| WorkflowError::NotFound(format!("there is no job {id}")))?;
-        editable(&job, actor, now)?;
+        let probe = Action::AddFile {
+            version: 0,
+            file: Box::default(),
+        };
+        lifecycle::check(&job, &probe, actor, now)?;
         Ok(job)
     }
 
-    /// Adds `file` as the job's next version (see the module docs for what it becomes).
+    /// Adds `file` as the job's next version (see the module docs for what it becomes):
+    /// the version row, the job and its `FileAdded` event in one transaction.
     pub fn add_file(
         &self,
         id: JobId,
@@ -62,80 +52,30 @@ impl Workflow {
         now: DateTime<Utc>,
     ) -> Result<Job, WorkflowError> {
         let job = self.store.write(|ctx| -> Result<Job, WorkflowError> {
-            let mut job = ctx
+            let job = ctx
                 .job(id)?
                 .ok_or_else(|| WorkflowError::NotFound(format!("there is no job {id}")))?;
-            editable(&job, actor, now)?;
             let version = ctx.last_file_version(id)? + 1;
-            ctx.add_file_version(
-                id,
-                &FileVersion {
-                    version,
-                    hash: file.hash.clone(),
-                    filename: file.filename.clone(),
-                    size_bytes: file.size_bytes,
-                    format: file.format.clone(),
-                    added_at: now,
-                    added_by: actor.triggered_by(),
-                },
-            )?;
-            let becomes = match (&file.gcode_analysis, job.format.as_str()) {
-                (Some(analysis), current) if current != "gcode" => {
-                    job.artifacts.insert("gcode".into(), file.hash.clone());
-                    job.analysis["sliced"] = analysis.clone();
-                    "gcode"
-                }
-                _ => {
-                    job.file_hash = file.hash.clone();
-                    job.size_bytes = file.size_bytes;
-                    job.format = file.format.clone();
-                    job.original_filename = file.filename.clone();
-                    job.analysis = json!({ "state": "pending", "format": file.format });
-                    for made in ["preview.glb", "thumbnail.png", "gcode"] {
-                        job.artifacts.remove(made);
-                    }
-                    crate::processing::enqueue(ctx, &job, &self.config, now)?;
-                    "current"
-                }
+            let row = FileVersion {
+                version,
+                hash: file.hash.clone(),
+                filename: file.filename.clone(),
+                size_bytes: file.size_bytes,
+                format: file.format.clone(),
+                added_at: now,
+                added_by: actor.triggered_by(),
             };
-            job.updated_at = now;
-            ctx.put_job(&job)?;
-            let draft = EventDraft {
-                event_type: EventType::FileAdded,
-                details: json!({
-                    "version": version, "filename": file.filename, "size_bytes": file.size_bytes,
-                    "sha256": file.hash, "format": file.format, "made_by": "staff",
-                    "becomes": becomes,
-                }),
+            let action = Action::AddFile {
+                version,
+                file: Box::new(file),
             };
-            ctx.append_event(Some(id), actor, draft, now)?;
+            // The lifecycle refuses (status, lock, who) before anything is written.
+            let job = self.commit_action(ctx, &job, &action, actor, now)?;
+            ctx.add_file_version(id, &row)?;
             Ok(job)
         })?;
         self.processing_wakeup.notify_one();
         self.live.job(&job);
         Ok(job)
     }
-}
-
-fn editable(job: &Job, actor: &Actor, now: DateTime<Utc>) -> Result<(), WorkflowError> {
-    if !EDITABLE.contains(&job.status) {
-        return Err(TransitionError::IllegalTransition {
-            verb: "add a file to",
-            job: job.id.to_string(),
-            status: job.status,
-            allowed: "UPLOADED or PENDING or READYTOPRINT".into(),
-        }
-        .into());
-    }
-    if let Actor::Staff { name, .. } = actor
-        && let Some((holder, until)) = job.locked_against(name, now)
-    {
-        return Err(TransitionError::Locked {
-            job: job.id.to_string(),
-            holder: holder.to_string(),
-            until,
-        }
-        .into());
-    }
-    Ok(())
 }
