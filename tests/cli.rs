@@ -297,4 +297,20 @@ async fn print_on_a_prusalink_printer_with_digest_login() {
         stderr.contains("401") && stderr.contains("digest login") && stderr.contains("password"),
         "{stderr}"
     );
+
+    // In the config, the login is both keys or neither.
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("farmhand.toml");
+    std::fs::write(
+        &config,
+        "[storage]\ndata_dir = \"/tmp/x\"\n[[printers]]\nid = \"mk4\"\ndriver = \"prusalink\"\nurl = \"http://192.168.1.60\"\nusername = \"maker\"\n",
+    )
+    .expect("write");
+    let out = farmhand(&["check-config", config.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("`username` and `password` together"),
+        "{}",
+        text(&out.stderr)
+    );
 }
