@@ -257,3 +257,60 @@ async fn print_on_a_moonraker_printer_and_clear_usage_errors() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn print_on_a_prusalink_printer_with_digest_login() {
+    use drivers::prusalink::sim::{PrusaLinkSim, PrusaLinkSimOptions};
+    let sim = PrusaLinkSim::spawn(PrusaLinkSimOptions {
+        time_scale: 0.001,
+        digest: Some(("maker".into(), "pr1nt pw".into())),
+        ..Default::default()
+    })
+    .await
+    .expect("simulator");
+    let print = |password: &'static str| {
+        let url = sim.url().to_string();
+        let file = gcode_file();
+        tokio::task::spawn_blocking(move || {
+            farmhand(&[
+                "print",
+                "--driver",
+                "prusalink",
+                "--url",
+                &url,
+                "--username",
+                "maker",
+                "--password",
+                password,
+                &file,
+            ])
+        })
+    };
+    let out = print("pr1nt pw").await.expect("join");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(sim.state(), "FINISHED");
+
+    let out = print("wrong").await.expect("join");
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("401") && stderr.contains("digest login") && stderr.contains("password"),
+        "{stderr}"
+    );
+
+    // In the config, the login is both keys or neither.
+    let dir = tempfile::tempdir().expect("dir");
+    let config = dir.path().join("farmhand.toml");
+    std::fs::write(
+        &config,
+        "[storage]\ndata_dir = \"/tmp/x\"\n[[printers]]\nid = \"mk4\"\ndriver = \"prusalink\"\nurl = \"http://192.168.1.60\"\nusername = \"maker\"\n",
+    )
+    .expect("write");
+    let out = farmhand(&["check-config", config.to_str().expect("path")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("`username` and `password` together"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -325,6 +325,14 @@ impl PrinterConfig {
                 ));
             }
         }
+        if self.driver == DriverKind::Prusalink
+            && self.username.is_some() != self.password.is_some()
+        {
+            problems.push(format!(
+                "printers: {}: driver prusalink logs in with `username` and `password` together (digest), or with `api_key`",
+                self.id
+            ));
+        }
         problems.extend(crate::dispatch_config::printer_problems(self));
         if let Some(volume) = self.build_volume_mm
             && volume.iter().any(|v| !v.is_finite() || *v <= 0.0)

@@ -24,8 +24,8 @@ pub enum DriverSpec {
         url: String,
         api_key: Option<String>,
     },
-    /// `--driver prusalink --url http://host [--api-key K]` (`--username/--password` are refused
-    /// with a message until digest login is implemented).
+    /// `--driver prusalink --url http://host` with `--api-key K` or `--username N --password P`
+    /// (digest login).
     PrusaLink {
         url: String,
         api_key: Option<String>,

@@ -2,6 +2,7 @@
 //! `GET /api/v1/status` (and `/api/v1/job` while a job of ours runs) and owns the status.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -9,11 +10,12 @@ use reqwest::header::{HeaderMap, HeaderValue};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::digest::{AfterChallenge, DigestLogin};
 use super::status::{JobDoc, JobWatch, StatusDoc};
 use crate::mqtt::files::url_safe_name;
 use crate::{BoxFuture, DriverError, PrintOutcome, Printer, PrinterState, PrinterStatus};
 
-/// One PrusaLink printer (config keys `url`, `api_key`; `username`/`password` are refused).
+/// One PrusaLink printer (config keys `url`, and `api_key` or `username` + `password`).
 #[derive(Debug, Clone)]
 pub struct PrusaLinkConfig {
     /// e.g. `http://192.168.1.60`
@@ -58,6 +60,8 @@ enum Command {
 struct Api {
     base: String,
     http: reqwest::Client,
+    /// Digest login (`username`/`password`), when not logging in with `api_key`.
+    login: Option<Arc<DigestLogin>>,
 }
 
 impl Api {
@@ -76,23 +80,86 @@ impl Api {
             reason,
             hint: hint.into(),
         };
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| err(e.to_string(), "check the url and that the printer is on"))?;
+        let unreachable = "check the url and that the printer is on";
+        let request = req.build().map_err(|e| err(e.to_string(), unreachable))?;
+        // A first challenge, then at most one renewed (stale) nonce.
+        let mut attempts = 0;
+        let resp = loop {
+            attempts += 1;
+            // Our bodies are bytes in memory, which reqwest can always copy.
+            let mut attempt = request
+                .try_clone()
+                .ok_or_else(|| err("the request body cannot be re-sent".into(), unreachable))?;
+            let sent_credentials = self.sign(&mut attempt);
+            let resp = self
+                .http
+                .execute(attempt)
+                .await
+                .map_err(|e| err(e.to_string(), unreachable))?;
+            let Some(login) = &self.login else { break resp };
+            if resp.status() != StatusCode::UNAUTHORIZED || attempts >= 3 {
+                break resp;
+            }
+            let www = resp
+                .headers()
+                .get(reqwest::header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_string();
+            match login.challenged(&www, sent_credentials) {
+                Ok(AfterChallenge::Retry) => continue,
+                Ok(AfterChallenge::Refused) => break resp,
+                Err(e) => return Err(err(format!("401 Unauthorized: {e}"), &self.auth_hint())),
+            }
+        };
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
         }
         let body = resp.text().await.unwrap_or_default();
         let hint = match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                "set api_key to the key shown in the printer's Settings → Network → PrusaLink"
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => self.auth_hint(),
+            StatusCode::CONFLICT => {
+                "the printer is busy or the file exists: check its screen".into()
             }
-            StatusCode::CONFLICT => "the printer is busy or the file exists: check its screen",
-            _ => "see the message; the printer's state may not allow this now",
+            _ => "see the message; the printer's state may not allow this now".into(),
         };
-        Err(err(format!("{status}: {}", body.trim()), hint))
+        Err(err(format!("{status}: {}", body.trim()), &hint))
+    }
+
+    /// Adds the digest `Authorization` when we log in with a password and the printer has
+    /// challenged us; whether it did.
+    fn sign(&self, request: &mut reqwest::Request) -> bool {
+        let Some(login) = &self.login else {
+            return false;
+        };
+        let url = request.url();
+        let uri = match url.query() {
+            Some(q) => format!("{}?{q}", url.path()),
+            None => url.path().to_string(),
+        };
+        let Some(value) = login
+            .authorization(request.method().as_str(), &uri)
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+        else {
+            return false;
+        };
+        request
+            .headers_mut()
+            .insert(reqwest::header::AUTHORIZATION, value);
+        true
+    }
+
+    fn auth_hint(&self) -> String {
+        match &self.login {
+            Some(login) => format!(
+                "the printer refused username {:?} with this password (digest login): check \
+                 username and password in the printer's Settings → Network → PrusaLink",
+                login.username()
+            ),
+            None => "set api_key to the key shown in the printer's Settings → Network → PrusaLink"
+                .into(),
+        }
     }
 }
 
@@ -130,6 +197,7 @@ impl PrusaLinkHandle {
             });
         }
         let mut headers = HeaderMap::new();
+        let mut login = None;
         match (&cfg.api_key, &cfg.username) {
             (Some(key), _) => {
                 let v = HeaderValue::from_str(key).map_err(|_| DriverError::InvalidSetting {
@@ -140,11 +208,16 @@ impl PrusaLinkHandle {
                 headers.insert("X-Api-Key", v);
             }
             (None, Some(user)) => {
-                return Err(DriverError::InvalidSetting {
-                    key: "username",
-                    value: user.clone(),
-                    hint: "digest login is not supported yet: set api_key instead (the printer's Settings → Network → PrusaLink)".into(),
-                });
+                let Some(password) = &cfg.password else {
+                    return Err(DriverError::InvalidSetting {
+                        key: "password",
+                        value: String::new(),
+                        hint: format!(
+                            "digest login as {user:?} needs the password too (the printer's Settings → Network → PrusaLink)"
+                        ),
+                    });
+                };
+                login = Some(Arc::new(DigestLogin::new(user.clone(), password.clone())));
             }
             (None, None) => {}
         }
@@ -157,7 +230,7 @@ impl PrusaLinkHandle {
                 value: cfg.url.clone(),
                 hint: e.to_string(),
             })?;
-        let api = Api { base, http };
+        let api = Api { base, http, login };
         let (cmd_tx, cmd_rx) = mpsc::channel(32);
         let (status_tx, status_rx) = watch::channel(PrinterStatus::default());
         let runner = PrusaLinkRunner {

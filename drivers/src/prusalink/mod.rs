@@ -6,9 +6,12 @@
 //!   job id) and the [`PrusaLinkRunner`] that polls the status, the only writer of it.
 //! - [`sim`]: an axum server that answers these calls like PrusaLink (feature `sim`).
 //!
-//! Authentication is the printer's API key (`X-Api-Key`); digest login with username and
-//! password is not implemented yet and is refused with a message saying so.
+//! - [`digest`]: HTTP Digest login with `username`/`password` (RFC 7616, MD5).
+//!
+//! Authentication is the printer's API key (`X-Api-Key`) or its digest login (PrusaLink's
+//! user, usually `maker`, and the password on the printer's screen).
 
+pub mod digest;
 pub mod driver;
 #[cfg(feature = "sim")]
 pub mod sim;

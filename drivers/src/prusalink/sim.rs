@@ -1,7 +1,8 @@
 //! A simulated PrusaLink printer: an axum server answering `PUT /api/v1/files/usb/{name}`
 //! (with `Print-After-Upload`), `GET /api/v1/status`, `GET /api/v1/job`,
 //! `PUT /api/v1/job/{id}/pause|resume` and `DELETE /api/v1/job/{id}`, behind an optional
-//! `X-Api-Key`. Prints take the slicer's estimate scaled by `time_scale`.
+//! `X-Api-Key` or digest login ([`DigestSim`]: a real challenge/response check, as Buddy
+//! firmware does it). Prints take the slicer's estimate scaled by `time_scale`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,6 +25,11 @@ pub struct PrusaLinkSimOptions {
     pub time_scale: f64,
     /// Demand this `X-Api-Key`.
     pub api_key: Option<String>,
+    /// Demand digest login with this username and password.
+    pub digest: Option<(String, String)>,
+    /// Offer `qop="auth"` (RFC 7616: cnonce, nc must count up). Buddy firmware does not, so
+    /// off by default.
+    pub digest_qop: bool,
 }
 
 impl Default for PrusaLinkSimOptions {
@@ -31,7 +37,113 @@ impl Default for PrusaLinkSimOptions {
         Self {
             time_scale: 1.0,
             api_key: None,
+            digest: None,
+            digest_qop: false,
         }
+    }
+}
+
+/// PrusaLink's realm.
+const REALM: &str = "Printer API";
+
+/// The server side of digest login: the current nonce, and what each answer proves.
+#[derive(Debug)]
+struct DigestSim {
+    username: String,
+    password: String,
+    qop: bool,
+    state: Mutex<DigestState>,
+}
+
+#[derive(Debug, Default)]
+struct DigestState {
+    nonce: String,
+    issued: u64,
+    /// The `nc` values accepted for the current nonce (qop mode: a replay is refused;
+    /// concurrent requests may arrive out of order, so not "must exceed the last").
+    seen_nc: std::collections::HashSet<u32>,
+    challenges: u32,
+}
+
+/// The middleware's verdict on one request.
+#[derive(Debug, PartialEq)]
+enum Verdict {
+    Pass,
+    /// 401 with a (new, when stale) challenge.
+    Challenge {
+        stale: bool,
+    },
+}
+
+impl DigestSim {
+    fn new(username: String, password: String, qop: bool) -> DigestSim {
+        let sim = DigestSim {
+            username,
+            password,
+            qop,
+            state: Mutex::new(DigestState::default()),
+        };
+        sim.renew();
+        sim
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DigestState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new nonce; answers to the old one are stale from now on.
+    fn renew(&self) {
+        let mut st = self.lock();
+        st.issued += 1;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        st.nonce = format!("{nanos:08x}{:08x}", st.issued);
+        st.seen_nc.clear();
+    }
+
+    fn www_authenticate(&self, stale: bool) -> String {
+        let mut st = self.lock();
+        st.challenges += 1;
+        let qop = if self.qop { r#"qop="auth", "# } else { "" };
+        format!(
+            r#"Digest realm="{REALM}", {qop}nonce="{}", stale={stale}"#,
+            st.nonce
+        )
+    }
+
+    fn check(&self, method: &str, uri: &str, authorization: Option<&str>) -> Verdict {
+        use digest_auth::{AuthContext, AuthorizationHeader, HttpMethod, Qop};
+        let refuse = Verdict::Challenge { stale: false };
+        let Some(value) = authorization.and_then(|v| v.strip_prefix("Digest ")) else {
+            return refuse;
+        };
+        let Ok(answer) = AuthorizationHeader::parse(value) else {
+            return refuse;
+        };
+        if answer.username != self.username || answer.realm != REALM || answer.uri != uri {
+            return refuse;
+        }
+        let mut expected = answer.clone();
+        expected.digest(&AuthContext::new_with_method(
+            self.username.as_str(),
+            self.password.as_str(),
+            uri,
+            Option::<&[u8]>::None,
+            HttpMethod(method.to_string().into()),
+        ));
+        if expected.response != answer.response {
+            return refuse; // wrong password (or a tampered header)
+        }
+        let mut st = self.lock();
+        if answer.nonce != st.nonce {
+            // Right credentials, retired nonce: tell the client to retry, not to re-prompt.
+            return Verdict::Challenge { stale: true };
+        }
+        if self.qop && (answer.qop != Some(Qop::AUTH) || !st.seen_nc.insert(answer.nc)) {
+            return refuse;
+        }
+        Verdict::Pass
     }
 }
 
@@ -88,6 +200,7 @@ impl Machine {
 struct Shared {
     m: Arc<Mutex<Machine>>,
     api_key: Option<String>,
+    digest: Option<Arc<DigestSim>>,
 }
 
 impl Shared {
@@ -112,6 +225,10 @@ impl PrusaLinkSim {
                 message: None,
             })),
             api_key: opts.api_key.clone(),
+            digest: opts
+                .digest
+                .clone()
+                .map(|(user, pass)| Arc::new(DigestSim::new(user, pass, opts.digest_qop))),
         };
         let app = axum::Router::new()
             .route("/api/v1/status", get(status))
@@ -180,6 +297,22 @@ impl PrusaLinkSimHandle {
     pub fn state(&self) -> &'static str {
         self.shared.with(|m| m.state)
     }
+
+    /// Retire the digest nonce (as the printer does after a while or a reboot): the next
+    /// answer to the old one gets `401 … stale=true` and a new nonce.
+    pub fn expire_nonce(&self) {
+        if let Some(d) = &self.shared.digest {
+            d.renew();
+        }
+    }
+
+    /// How many digest challenges (401s with `WWW-Authenticate`) the printer has sent.
+    pub fn challenges(&self) -> u32 {
+        self.shared
+            .digest
+            .as_ref()
+            .map_or(0, |d| d.lock().challenges)
+    }
 }
 
 async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
@@ -187,6 +320,24 @@ async fn auth(State(s): State<Shared>, req: Request, next: Next) -> Response {
         && req.headers().get("X-Api-Key").and_then(|v| v.to_str().ok()) != Some(key.as_str())
     {
         return (StatusCode::UNAUTHORIZED, "Unauthorized").into_response();
+    }
+    if let Some(digest) = &s.digest {
+        let uri = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        let authorization = req
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if let Verdict::Challenge { stale } =
+            digest.check(req.method().as_str(), uri, authorization)
+        {
+            let www = digest.www_authenticate(stale);
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(axum::http::header::WWW_AUTHENTICATE, www)],
+                "401: Unauthorized",
+            )
+                .into_response();
+        }
     }
     next.run(req).await
 }
@@ -271,4 +422,48 @@ async fn stop(State(s): State<Shared>, Path(id): Path<u64>) -> Response {
         m.state = "STOPPED";
         StatusCode::NO_CONTENT.into_response()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prusalink::digest::DigestLogin;
+
+    /// The client's answer to the simulator's current challenge.
+    fn answer(server: &DigestSim, login: &DigestLogin, method: &str, uri: &str) -> String {
+        login
+            .challenged(&server.www_authenticate(false), false)
+            .expect("challenge parses");
+        login.authorization(method, uri).expect("challenged")
+    }
+
+    #[test]
+    fn digest_checks_password_uri_nonce_and_replays() {
+        let server = DigestSim::new("maker".into(), "pw".into(), true);
+        let good = DigestLogin::new("maker", "pw");
+        let pass = Verdict::Pass;
+        let refuse = Verdict::Challenge { stale: false };
+        let header = answer(&server, &good, "GET", "/api/v1/status");
+        assert_eq!(server.check("GET", "/api/v1/status", None), refuse);
+        assert_eq!(server.check("GET", "/api/v1/status", Some(&header)), pass);
+        // The same nc again is a replay; another method or path is another request.
+        assert_eq!(server.check("GET", "/api/v1/status", Some(&header)), refuse);
+        let next = good.authorization("GET", "/api/v1/status").expect("nc 2");
+        assert_eq!(server.check("PUT", "/api/v1/status", Some(&next)), refuse);
+        assert_eq!(server.check("GET", "/api/v1/job", Some(&next)), refuse);
+        assert_eq!(server.check("GET", "/api/v1/status", Some(&next)), pass);
+        let wrong = DigestLogin::new("maker", "nope");
+        let header = answer(&server, &wrong, "GET", "/");
+        assert_eq!(server.check("GET", "/", Some(&header)), refuse);
+        let other_user = DigestLogin::new("admin", "pw");
+        let header = answer(&server, &other_user, "GET", "/");
+        assert_eq!(server.check("GET", "/", Some(&header)), refuse);
+        // Right password on a retired nonce: stale, so the client retries without asking.
+        let header = good.authorization("GET", "/").expect("nc 3");
+        server.renew();
+        assert_eq!(
+            server.check("GET", "/", Some(&header)),
+            Verdict::Challenge { stale: true }
+        );
+    }
 }

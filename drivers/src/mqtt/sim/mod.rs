@@ -24,7 +24,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use self::printer::{Fetch, Plan, SimPrinter, plan_for};
 use super::conn::{Backoff, Link, LinkEvent, LinkOptions, client_id};
 use super::schema::{self, StatusMsg};
-use crate::DriverError;
+use crate::{DriverError, Temp};
 
 /// How the simulated printer behaves.
 #[derive(Debug, Clone)]
@@ -38,6 +38,10 @@ pub struct MqttSimOptions {
     /// Status publication interval (also the time step).
     pub report_every: Duration,
     pub backoff: Backoff,
+    /// For benchmarks: every report carries the time it was sent (Unix milliseconds) as the
+    /// chamber temperature's `actual` (target 0), so whoever sees the report later (the daemon's
+    /// stream) can tell how long it took. Schema-valid, but not a temperature: off by default.
+    pub stamp_reports: bool,
 }
 
 impl MqttSimOptions {
@@ -48,6 +52,7 @@ impl MqttSimOptions {
             time_scale: 1.0,
             report_every: Duration::from_secs(1),
             backoff: Backoff::default(),
+            stamp_reports: false,
         }
     }
 }
@@ -150,8 +155,15 @@ async fn run(
     let mut tick = tokio::time::interval(opts.report_every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last = Instant::now();
+    let stamp = opts.stamp_reports;
     let publish = |link: &Link, p: &SimPrinter| {
-        let msg = p.status();
+        let mut msg = p.status();
+        if stamp {
+            msg.temps.chamber = Some(Temp {
+                actual: unix_ms(),
+                target: 0.0,
+            });
+        }
         let payload = serde_json::to_vec(&msg).unwrap_or_default();
         // try_: while the broker is away the queue may fill; the next tick sends a fresh one.
         let _ = link
@@ -211,6 +223,13 @@ async fn run(
         while link.events.recv().await.is_some() {}
     })
     .await;
+}
+
+/// Now as Unix milliseconds (exact in an f64 for the next 280,000 years).
+fn unix_ms() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_millis() as f64)
 }
 
 /// Fetch and check the job file like a careful printer firmware would.
