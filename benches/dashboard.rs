@@ -13,6 +13,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "procfs.rs"]
+mod procfs;
+use procfs::cpu_seconds;
+
 const PRINTERS: usize = 20;
 const JOBS: usize = 500;
 const TOKEN: &str = "bench-kiosk-token-0001";
@@ -138,16 +142,6 @@ async fn populate(http: &reqwest::Client, url: &str, data: &Path) {
 }
 
 const RUNS: usize = 100;
-
-/// User + system CPU seconds a process has used, from /proc/PID/stat.
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at ") ".
-    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
-    let fields: Vec<f64> = rest.split(' ').map(|f| f.parse().unwrap_or(0.0)).collect();
-    let tick = 100.0; // USER_HZ on Linux
-    (fields.get(11).copied().unwrap_or(0.0) + fields.get(12).copied().unwrap_or(0.0)) / tick
-}
 
 /// Waits until the processing queue has made every analysis, thumbnail and preview,
 /// so the timings measure the dashboard, not the thumbnail renderer beside it.

@@ -14,37 +14,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "procfs.rs"]
+mod procfs;
+use procfs::{cpu_seconds, status_mb};
+
 const RSS_TARGET_MB: f64 = 40.0;
 const CPU_TARGET_PERCENT: f64 = 2.0;
-
-/// User + system CPU seconds a process has used, from /proc/PID/stat.
-fn cpu_seconds(pid: u32, ticks_per_second: f64) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at ") ".
-    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
-    let fields: Vec<f64> = rest.split(' ').map(|f| f.parse().unwrap_or(0.0)).collect();
-    (fields.get(11).copied().unwrap_or(0.0) + fields.get(12).copied().unwrap_or(0.0))
-        / ticks_per_second
-}
-
-/// A `kB` line of /proc/PID/status (VmRSS, VmHWM) in MB.
-fn status_mb(pid: u32, key: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
-}
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
@@ -84,16 +59,15 @@ fn main() {
     // Let the drivers finish their handshakes before measuring "idle".
     std::thread::sleep(Duration::from_secs(5));
 
-    let ticks = clock_ticks();
     let start = Instant::now();
-    let cpu_start = cpu_seconds(pid, ticks);
+    let cpu_start = cpu_seconds(pid);
     let mut rss = Vec::new();
     while start.elapsed() < Duration::from_secs(seconds) {
         rss.push(status_mb(pid, "VmRSS:"));
         std::thread::sleep(Duration::from_secs(1));
     }
     let wall = start.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(pid, ticks) - cpu_start;
+    let cpu = cpu_seconds(pid) - cpu_start;
     let peak = status_mb(pid, "VmHWM:");
     child.kill().ok();
     child.wait().ok();

@@ -33,6 +33,10 @@ use drivers::mqtt::sim::{MqttSim, MqttSimHandle, MqttSimOptions};
 use futures_util::StreamExt;
 use serde_json::Value;
 
+#[path = "procfs.rs"]
+mod procfs;
+use procfs::{cpu_seconds, status_mb};
+
 const CPU_TARGET_PERCENT: f64 = 10.0;
 const RSS_TARGET_MB: f64 = 60.0;
 const P99_TARGET_MS: f64 = 100.0;
@@ -43,35 +47,6 @@ fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// User + system CPU seconds a process has used, from /proc/PID/stat.
-fn cpu_seconds(pid: u32, ticks_per_second: f64) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at ") ".
-    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
-    let fields: Vec<f64> = rest.split(' ').map(|f| f.parse().unwrap_or(0.0)).collect();
-    (fields.get(11).copied().unwrap_or(0.0) + fields.get(12).copied().unwrap_or(0.0))
-        / ticks_per_second
-}
-
-/// A `kB` line of /proc/PID/status (VmRSS, VmHWM) in MB.
-fn status_mb(pid: u32, key: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-fn clock_ticks() -> f64 {
-    Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
-        .unwrap_or(100.0)
 }
 
 fn unix_ms() -> f64 {
@@ -359,9 +334,8 @@ async fn run(printers: usize, warmup: u64, seconds: u64) {
     println!("{printers} simulated printers reporting once a second; warm-up {warmup} s");
     tokio::time::sleep(Duration::from_secs(warmup)).await;
 
-    let ticks = clock_ticks();
     let me = std::process::id();
-    let cpu = |p| cpu_seconds(p, ticks);
+    let cpu = |p: u32| cpu_seconds(p);
     let (d0, m0, b0) = (cpu(pid), cpu(mosquitto.0.id()), cpu(me));
     let start = Instant::now();
     {

@@ -9,6 +9,10 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "procfs.rs"]
+mod procfs;
+use procfs::{cpu_split, reset_peak, status_mb};
+
 const MB: f64 = 1024.0 * 1024.0;
 const TRIANGLES: u32 = 2_000_000; // 84 + 50 × 2 M bytes ≈ 100 MB
 
@@ -62,28 +66,6 @@ fn time_tool(program: &str, args: &[&str]) -> Option<Duration> {
         best = Some(best.map_or(took, |b| b.min(took)));
     }
     best
-}
-
-/// (user, system) CPU seconds a process has used, from /proc/PID/stat.
-fn cpu_seconds(pid: &str) -> (f64, f64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at ") ".
-    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
-    let fields: Vec<f64> = rest.split(' ').map(|f| f.parse().unwrap_or(0.0)).collect();
-    let tick = 100.0; // USER_HZ on Linux
-    (
-        fields.get(11).copied().unwrap_or(0.0) / tick,
-        fields.get(12).copied().unwrap_or(0.0) / tick,
-    )
-}
-
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// The workstation token the benchmark's config gives it, to read the job's task list.
@@ -187,7 +169,7 @@ async fn main() {
         .strip_prefix("Farmhand listening on ")
         .expect("listening line")
         .to_string();
-    let idle_rss = peak_rss_mb(child.id());
+    let idle_rss = status_mb(child.id(), "VmHWM:");
 
     let client = reqwest::Client::new();
     // Warm-up (and page-cache the file), then the best of three, each on a daemon whose
@@ -200,12 +182,12 @@ async fn main() {
     let mut upload_peak = 0.0f64;
     for i in 0..3 {
         // Reset the peak (VmHWM) so it covers this upload alone, not the mesh processing.
-        let reset = std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok();
-        let (daemon_before, client_before) = (cpu_seconds(&pid), cpu_seconds("self"));
+        let reset = reset_peak(&pid);
+        let (daemon_before, client_before) = (cpu_split(&pid), cpu_split("self"));
         let (took, job) = upload(&client, &url, &model, &format!("run{i}@example.edu")).await;
-        let (daemon_after, client_after) = (cpu_seconds(&pid), cpu_seconds("self"));
+        let (daemon_after, client_after) = (cpu_split(&pid), cpu_split("self"));
         if reset {
-            upload_peak = upload_peak.max(peak_rss_mb(child.id()));
+            upload_peak = upload_peak.max(status_mb(child.id(), "VmHWM:"));
         }
         best = best.min(took);
         let add = |sum: (f64, f64), a: (f64, f64), b: (f64, f64)| {
@@ -215,7 +197,7 @@ async fn main() {
         client_cpu = add(client_cpu, client_before, client_after);
         processing = processing.max(settle(&client, &url, &job).await);
     }
-    let lifetime_peak = peak_rss_mb(child.id());
+    let lifetime_peak = status_mb(child.id(), "VmHWM:");
     child.kill().ok();
     child.wait().ok();
 

@@ -111,7 +111,10 @@ async fn staff_add_sliced_gcode_and_repaired_models_as_new_versions() {
     let (_, versions) = farm.get(&format!("/api/v1/jobs/{id}/files/versions")).await;
     let list = versions["versions"].as_array().expect("versions");
     assert_eq!(list.len(), 2, "{versions}");
-    assert_eq!(versions["current"], 1, "the model stays current: {versions}");
+    assert_eq!(
+        versions["current"], 1,
+        "the model stays current: {versions}"
+    );
     assert_eq!(list[1]["added_by"], ADA);
     assert_eq!(list[1]["format"], "gcode");
     let added = farm
@@ -158,7 +161,10 @@ async fn staff_add_sliced_gcode_and_repaired_models_as_new_versions() {
     assert_eq!((status, original == repaired), (200, true));
     let (_, versions) = farm.get(&format!("/api/v1/jobs/{id}/files/versions")).await;
     assert_eq!(versions["versions"].as_array().map(Vec::len), Some(3));
-    assert_eq!(versions["current"], 3, "the repaired model is current: {versions}");
+    assert_eq!(
+        versions["current"], 3,
+        "the repaired model is current: {versions}"
+    );
 
     // Another staff member's lock is respected.
     let (status, _) = farm.act(&id, "lock", json!({ "staff": ADA })).await;
