@@ -166,6 +166,19 @@ async fn wait_js(
     }
 }
 
+/// Waits (20 s) for the page a form post leads to, with its `.flash.ok` message saying
+/// `expected`: a click returns before the browser has followed the redirect.
+async fn wait_flash(client: &Client, expected: &str) {
+    wait_js(
+        client,
+        &format!("the message {expected:?}"),
+        Duration::from_secs(20),
+        "const f = document.readyState === 'complete' && document.querySelector('.flash.ok'); return f ? f.textContent : null;",
+        |v| v.as_str().is_some_and(|t| t.contains(expected)),
+    )
+    .await;
+}
+
 async fn text_of(client: &Client, css: &str) -> String {
     client
         .find(Locator::Css(css))
@@ -379,8 +392,7 @@ async fn a_new_staff_member_walks_a_job_from_upload_to_a_cleared_bed() {
         "prefilled weight {weight:?}"
     );
     click(&client, "#approve").await;
-    let flash = text_of(&client, ".flash.ok").await;
-    assert!(flash.contains("Job 1 approved"), "{flash}");
+    wait_flash(&client, "Job 1 approved").await;
     assert_eq!(
         text_of(&client, ".job-head .status").await,
         "Awaiting student"
@@ -428,8 +440,7 @@ async fn a_new_staff_member_walks_a_job_from_upload_to_a_cleared_bed() {
         .await
         .expect("pick sim-1");
     click(&client, "#dispatch").await;
-    let flash = text_of(&client, ".flash.ok").await;
-    assert!(flash.contains("dispatched to sim-1"), "{flash}");
+    wait_flash(&client, "dispatched to sim-1").await;
 
     // On the dashboard the progress bar moves while the page stays loaded.
     client.goto(&url("/")).await.expect("dashboard");
@@ -478,8 +489,7 @@ async fn a_new_staff_member_walks_a_job_from_upload_to_a_cleared_bed() {
         "the page was not reloaded: {finished}"
     );
     click(&client, "#tile-sim-1 button.action-clear").await;
-    let flash = text_of(&client, ".flash.ok").await;
-    assert!(flash.contains("bed cleared"), "{flash}");
+    wait_flash(&client, "bed cleared").await;
     let state = client
         .find(Locator::Css("#tile-sim-1"))
         .await
