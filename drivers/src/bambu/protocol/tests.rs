@@ -7,17 +7,19 @@ const FULL_RUNNING: &str = r#"{"print":{"ams_rfid_status":0,"bed_target_temper":
 "nozzle_target_temper":220.0,"nozzle_temper":219.8125,"print_error":0,"sequence_id":"2021",
 "spd_lvl":2,"subtask_name":"cube","total_layer_num":100,"wifi_signal":"-44dBm"}}"#;
 
+/// (message, expected gcode_state, percent, remaining minutes, layer, nozzle °C)
+type Case<'a> = (
+    &'a str,
+    Option<GcodeState>,
+    Option<u32>,
+    Option<u32>,
+    Option<u32>,
+    Option<f64>,
+);
+
 #[test]
 fn partial_reports_merge_into_the_full_state() {
-    // (message, expected gcode_state, percent, remaining minutes, layer, nozzle °C)
-    let cases: &[(
-        &str,
-        Option<GcodeState>,
-        Option<u32>,
-        Option<u32>,
-        Option<u32>,
-        Option<f64>,
-    )] = &[
+    let cases: &[Case] = &[
         (
             FULL_RUNNING,
             Some(GcodeState::Running),

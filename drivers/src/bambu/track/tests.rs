@@ -32,10 +32,12 @@ fn sent() -> Track {
 }
 
 /// (reports after the job was sent, stop requested, state, outcome, still tracked)
+type Case = (Vec<String>, bool, PrinterState, Option<PrintOutcome>, bool);
+
 #[test]
 fn reports_table() {
     use PrinterState::*;
-    let cases: Vec<(Vec<String>, bool, PrinterState, Option<PrintOutcome>, bool)> = vec![
+    let cases: Vec<Case> = vec![
         // The old job's FINISH is not ours.
         (
             vec![delta(r#""mc_percent":100"#)],
