@@ -58,6 +58,7 @@ impl Broker {
         b
     }
 
+    #[allow(dead_code)] // tests/scheduler.rs includes this file and does not need it
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -1,0 +1,127 @@
+//! A Bambu Lab printer in the daemon's config: the fleet holds its one TLS MQTT connection, a
+//! dispatched job is uploaded over real implicit FTPS (vsftpd) and started, and the tracker
+//! follows the simulated printer (a client of a real mosquitto) to COMPLETED.
+
+mod common;
+
+// The drivers crate's Bambu stand-ins (certificates, mosquitto with TLS, vsftpd), shared as files.
+#[allow(dead_code)]
+#[path = "../drivers/tests/common/bambu.rs"]
+mod bambu;
+#[allow(dead_code)]
+#[path = "../drivers/tests/common/broker.rs"]
+mod broker;
+
+use std::time::{Duration, Instant};
+
+use bambu::{ACCESS_CODE, Certs, Ftps, SERIAL, tls_broker};
+use common::*;
+use drivers::bambu::sim::{BambuSimHandle, BambuSimOptions};
+use drivers::bambu::tls;
+use drivers::mqtt::Backoff;
+use serde_json::{Value, json};
+
+const GCODE: &str = "gcode/3DBenchy-gunwale.stl_cura413-ender3-0.20.gcode";
+
+async fn printer(farm: &TestFarm, id: &str) -> Value {
+    let (_, printers) = farm.get("/api/v1/printers").await;
+    printers
+        .as_array()
+        .and_then(|list| list.iter().find(|p| p["id"] == id).cloned())
+        .expect("printer listed")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bambu_printer_in_the_config_gets_a_job_dispatched_and_completed() {
+    let certs = Certs::new(SERIAL);
+    let broker = tls_broker(&certs, ACCESS_CODE);
+    let ftps = Ftps::start(&certs);
+    let _sim = BambuSimHandle::spawn(BambuSimOptions {
+        broker_host: "127.0.0.1".into(),
+        broker_port: broker.port(),
+        serial: SERIAL.into(),
+        access_code: ACCESS_CODE.into(),
+        tls: tls::client_config(SERIAL, Some(&certs.ca)).expect("sim TLS"),
+        sdcard: ftps.sdcard(),
+        // The gunwale's Cura estimate is ~19 minutes: about 4 s here.
+        time_scale: 0.004,
+        report_every: Duration::from_millis(250),
+        backoff: Backoff {
+            first: Duration::from_millis(50),
+            max: Duration::from_millis(300),
+        },
+    });
+    let config = format!(
+        "[[printers]]\nid = \"x1c-1\"\ndriver = \"bambu\"\nhost = \"127.0.0.1\"\nserial = \"{SERIAL}\"\n\
+         access_code = \"{ACCESS_CODE}\"\nmqtt_port = {}\nftps_port = {}\nca_file = \"{}\"\n\
+         build_volume_mm = [256, 256, 256]\n",
+        broker.port(),
+        ftps.port,
+        certs.ca.display()
+    );
+    let farm = TestFarm::start_custom(&[], &config).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while printer(&farm, "x1c-1").await["state"] != "idle" {
+        assert!(
+            Instant::now() < deadline,
+            "the Bambu printer never showed idle: {}\n{}",
+            printer(&farm, "x1c-1").await,
+            farm.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let gcode = std::fs::read(corpus(GCODE)).expect("gcode");
+    let (status, job) = farm
+        .submit("gunwale.gcode", gcode.clone(), "Bam Bu", "b@example.edu")
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().expect("id").to_string();
+    let (status, body) = farm
+        .act(&id, "approve", json!({ "staff": ADA, "weight_g": 1 }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    farm.confirm_by_mail(&id).await;
+    let (status, body) = farm
+        .act(
+            &id,
+            "dispatch",
+            json!({ "staff": GRACE, "printer": "x1c-1" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let mut saw_progress = false;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let done = loop {
+        let job = farm.job(&id).await;
+        saw_progress |= job["progress"]["percent"].as_f64().unwrap_or(0.0) > 0.0;
+        if job["status"] == "COMPLETED" {
+            break job;
+        }
+        assert!(
+            job["status"] == "PRINTING" && Instant::now() < deadline,
+            "job never completed: {job}\n{}",
+            farm.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(done["printer"], "x1c-1");
+    assert!(saw_progress, "progress reached the job while it printed");
+    // What the printer printed is what the student sent, uploaded byte for byte.
+    let on_card: Vec<_> = std::fs::read_dir(ftps.sdcard())
+        .expect("sdcard")
+        .filter_map(Result::ok)
+        .map(|e| std::fs::read(e.path()).expect("read upload"))
+        .collect();
+    assert_eq!(
+        on_card,
+        vec![gcode],
+        "exactly the job's file is on the card"
+    );
+    let events = farm.events(&id).await;
+    assert!(
+        events.iter().any(|e| e["event_type"] == "PrintCompleted"),
+        "{events:?}"
+    );
+}
