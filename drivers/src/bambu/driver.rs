@@ -264,10 +264,11 @@ impl BambuRunner {
                 self.track.link_down(reason.clone());
                 // Someone is waiting on `connect()` (`farmhand print`): say why at once.
                 let printer = self.name();
+                let why = reason.trim_end_matches(" (retrying)").to_string();
                 for (w, _) in self.connect_waiters.drain(..) {
                     let _ = w.send(Err(DriverError::LinkFailed {
                         printer: printer.clone(),
-                        reason: reason.clone(),
+                        reason: why.clone(),
                     }));
                 }
             }
