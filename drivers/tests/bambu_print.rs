@@ -10,7 +10,7 @@ use common::bambu::{ACCESS_CODE, Certs, Ftps, SERIAL, tls_broker};
 use common::broker::Broker;
 use common::*;
 use drivers::bambu::sim::{BambuSimHandle, BambuSimOptions};
-use drivers::bambu::{BambuConfig, BambuHandle, tls};
+use drivers::bambu::{BambuConfig, BambuHandle, ftps, tls};
 use drivers::mqtt::Backoff;
 use drivers::{DriverError, DriverSpec, PrintOutcome, Printer, PrinterState, print_with};
 use tokio_util::sync::CancellationToken;
@@ -146,10 +146,49 @@ async fn farmhand_print_uploads_over_ftps_and_completes_with_progress() {
         .map(|w| w[1].0 - w[0].0)
         .max()
         .unwrap_or_default();
+    eprintln!(
+        "{} progress updates, longest gap between them {worst:?}",
+        progress.len()
+    );
     assert!(
         worst < Duration::from_millis(2500),
         "a progress gap of {worst:?}: {progress:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ftps_data_channel_must_resume_the_control_session() {
+    let f = farm();
+    let file = corpus_gcode(CUBE);
+    let tls = tls::client_config(SERIAL, Some(&f.certs.ca)).expect("TLS");
+    let target = |tls| ftps::FtpsTarget {
+        host: "127.0.0.1".into(),
+        port: f.ftps.port,
+        user: "bblp".into(),
+        access_code: ACCESS_CODE.into(),
+        tls,
+        timeout: Duration::from_secs(10),
+    };
+    let sent = ftps::upload(&target(tls.clone()), &file, "a.gcode")
+        .await
+        .expect("upload with session reuse");
+    assert_eq!(sent, std::fs::metadata(&file).expect("size").len());
+    // The same client without a session cache: vsftpd (require_ssl_reuse=YES, like a Bambu
+    // printer) refuses the data connection, so the upload above did resume the session.
+    let mut fresh = (*tls).clone();
+    fresh.resumption = rustls::client::Resumption::disabled();
+    let err = ftps::upload(&target(std::sync::Arc::new(fresh)), &file, "b.gcode")
+        .await
+        .expect_err("no session reuse");
+    assert!(err.to_string().contains("session reuse required"), "{err}");
+    eprintln!("without session reuse: {err}");
+    // And a wrong access code is refused at login, in words.
+    let mut wrong = target(tls);
+    wrong.access_code = "00000000".into();
+    let err = ftps::upload(&wrong, &file, "c.gcode")
+        .await
+        .expect_err("wrong code");
+    assert!(err.to_string().contains("access code"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -59,11 +59,20 @@ fn upload_blocking(t: &FtpsTarget, file: &PathBuf, name: &str) -> Result<u64, Dr
         reason: e.to_string(),
     })?;
     let server = format!("FTPS server {}:{}", t.host, t.port);
-    let fail = |what: &str, e: suppaftp::FtpError| DriverError::Http {
-        printer: server.clone(),
-        what: what.to_string(),
-        reason: e.to_string(),
-        hint: hint_for(what).into(),
+    let fail = |what: &str, e: suppaftp::FtpError| {
+        let reason = e.to_string();
+        // 522: the data channel was refused (no TLS, or no resumed session).
+        let hint = if reason.contains("522") {
+            "the printer refused the encrypted data connection: check that nothing between here and the printer intercepts TLS"
+        } else {
+            hint_for(what)
+        };
+        DriverError::Http {
+            printer: server.clone(),
+            what: what.to_string(),
+            reason,
+            hint: hint.into(),
+        }
     };
     let addr = resolve(&t.host, t.port).map_err(|e| fail("the connection", e))?;
     let connector = RustlsConnector::from(t.tls.clone());
