@@ -125,3 +125,61 @@ async fn a_bambu_printer_in_the_config_gets_a_job_dispatched_and_completed() {
         "{events:?}"
     );
 }
+
+/// `farmhand print --driver bambu` with exactly the contract's flags, as staff would test a
+/// printer before adding it: exit 0 after a completed print; a wrong access code exits non-zero
+/// with a line that names it.
+#[tokio::test(flavor = "multi_thread")]
+async fn farmhand_print_drives_a_bambu_printer_with_the_contract_flags() {
+    let certs = Certs::new(SERIAL);
+    let broker = tls_broker(&certs, ACCESS_CODE);
+    let ftps = Ftps::start(&certs);
+    let _sim = BambuSimHandle::spawn(BambuSimOptions {
+        broker_host: "127.0.0.1".into(),
+        broker_port: broker.port(),
+        serial: SERIAL.into(),
+        access_code: ACCESS_CODE.into(),
+        tls: tls::client_config(SERIAL, Some(&certs.ca)).expect("sim TLS"),
+        sdcard: ftps.sdcard(),
+        time_scale: 0.002,
+        report_every: Duration::from_millis(250),
+        backoff: Backoff::default(),
+    });
+    let run = |code: &'static str| {
+        let args: Vec<String> = vec![
+            "print".into(),
+            "--driver".into(),
+            "bambu".into(),
+            "--host".into(),
+            "127.0.0.1".into(),
+            "--serial".into(),
+            SERIAL.into(),
+            "--access-code".into(),
+            code.into(),
+            "--mqtt-port".into(),
+            broker.port().to_string(),
+            "--ftps-port".into(),
+            ftps.port.to_string(),
+            "--ca-file".into(),
+            certs.ca.display().to_string(),
+            corpus(GCODE).display().to_string(),
+        ];
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_farmhand"))
+                .args(&args)
+                .output()
+                .expect("run farmhand print")
+        })
+    };
+    let ok = run(ACCESS_CODE).await.expect("join");
+    assert!(
+        ok.status.success(),
+        "farmhand print failed: {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let bad = run("00000000").await.expect("join");
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "a wrong access code must fail");
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(last.contains("access code"), "{stderr}");
+}
