@@ -267,6 +267,18 @@ pub fn file_location(name: &str) -> (String, String) {
     }
 }
 
+/// The job name a `project_file` request gives the printer for file `name` (`cube.gcode` →
+/// `cube`, `bracket.gcode.3mf` → `bracket`); the printer reports it back as `subtask_name`, so it
+/// is the job's id across a restart of Farmhand.
+pub fn subtask_name(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    let cut = [".gcode.3mf", ".3mf", ".gcode"]
+        .iter()
+        .find(|ext| lower.ends_with(*ext))
+        .map_or(0, |ext| ext.len());
+    name[..name.len() - cut].to_string()
+}
+
 impl Request {
     /// The JSON payload, with `seq` as its sequence id.
     pub fn to_json(&self, seq: u64) -> Vec<u8> {
@@ -279,10 +291,7 @@ impl Request {
             }
             Request::ProjectFile { name } => {
                 let (url, param) = file_location(name);
-                let subtask = name
-                    .rsplit_once('.')
-                    .map_or(name.as_str(), |(stem, _)| stem)
-                    .trim_end_matches(".gcode");
+                let subtask = subtask_name(name);
                 json!({"print": {
                     "sequence_id": seq,
                     "command": "project_file",

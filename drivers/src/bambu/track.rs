@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::protocol::{GcodeState, PRINT_ERROR_CANCELLED, Report};
+use super::protocol::{GcodeState, PRINT_ERROR_CANCELLED, Report, subtask_name};
 use crate::{JobProgress, PrintOutcome, PrinterState, PrinterStatus, Temp, Temperatures};
 
 /// The job Farmhand started (or found running) and is waiting to hear the end of.
@@ -88,7 +88,7 @@ impl Track {
             stop_requested: false,
         });
         self.status.last_outcome = None;
-        self.status.job_ref = Some(name);
+        self.status.job_ref = Some(subtask_name(&name));
         self.status.error = None;
         self.status.state = PrinterState::Printing;
         self.status.job = Some(JobProgress::default());
@@ -137,6 +137,14 @@ impl Track {
 
         let Some(job) = self.job.clone() else {
             self.status.job = None;
+            if self.status.last_outcome.is_none()
+                && let Some(outcome) = ended(state, error_code, problem.as_deref())
+            {
+                // How the printer's last job ended, as it still says after Farmhand (re)starts:
+                // a daemon that started that job matches it by `job_ref`.
+                self.status.last_outcome = Some(outcome);
+                self.status.job_ref = name.clone();
+            }
             if state.is_active() {
                 // Running when we connected (Farmhand restarted mid-print): follow it.
                 let name = name.unwrap_or_else(|| "unknown job".into());
@@ -229,6 +237,20 @@ impl Track {
         self.job = None;
         self.status.job = None;
         self.status.last_outcome = Some(outcome);
+    }
+}
+
+/// The outcome a FINISH or FAILED state stands for, on its own.
+fn ended(state: GcodeState, code: u64, problem: Option<&str>) -> Option<PrintOutcome> {
+    match state {
+        GcodeState::Finish => Some(PrintOutcome::Completed),
+        GcodeState::Failed if code == PRINT_ERROR_CANCELLED => Some(PrintOutcome::Cancelled),
+        GcodeState::Failed => Some(PrintOutcome::Failed {
+            reason: problem
+                .unwrap_or("the printer reports the print FAILED without an error code")
+                .to_string(),
+        }),
+        _ => None,
     }
 }
 

@@ -194,3 +194,16 @@ fn requests_are_what_the_firmware_expects() {
         );
     }
 }
+
+#[test]
+fn subtask_names_drop_the_extension() {
+    for (file, name) in [
+        ("cube.gcode", "cube"),
+        ("bracket.gcode.3mf", "bracket"),
+        ("Part.3MF", "Part"),
+        ("a.b.gcode", "a.b"),
+        ("noext", "noext"),
+    ] {
+        assert_eq!(subtask_name(file), name, "{file}");
+    }
+}

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::super::protocol::{GcodeState, PRINT_ERROR_CANCELLED, Request};
+use super::super::protocol::{GcodeState, PRINT_ERROR_CANCELLED, Request, subtask_name};
 use crate::mqtt::sim::printer::Plan;
 
 /// A job on the simulated printer.
@@ -165,11 +165,7 @@ impl SimBambu {
             .iter()
             .map(|(attr, code)| json!({"attr": attr, "code": code}))
             .collect();
-        let subtask = name
-            .strip_suffix(".3mf")
-            .unwrap_or(&name)
-            .trim_end_matches(".gcode")
-            .to_string();
+        let subtask = subtask_name(&name);
         let value = json!({
             "gcode_state": self.state.as_str(),
             "mc_percent": percent,

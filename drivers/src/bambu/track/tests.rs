@@ -145,7 +145,11 @@ fn progress_and_temperatures_map_to_the_shared_status() {
             target: 0.0
         })
     );
-    assert_eq!(s.job_ref.as_deref(), Some("cube.gcode"));
+    assert_eq!(
+        s.job_ref.as_deref(),
+        Some("cube"),
+        "the subtask name the printer echoes"
+    );
 }
 
 #[test]
@@ -197,4 +201,33 @@ fn a_print_running_when_we_connect_is_adopted() {
     assert_eq!(t.job().map(|j| j.name.as_str()), Some("cube"));
     feed(&mut t, &[delta(r#""gcode_state":"FINISH""#)]);
     assert_eq!(t.status().last_outcome, Some(PrintOutcome::Completed));
+}
+
+#[test]
+fn the_end_of_a_job_that_finished_while_farmhand_was_down_is_reported_with_its_name() {
+    let mut t = Track::new("S", Duration::from_secs(30));
+    t.link_up();
+    feed(&mut t, &[FULL_IDLE_AFTER_OLD_JOB.into()]);
+    assert_eq!(t.status().last_outcome, Some(PrintOutcome::Completed));
+    assert_eq!(t.status().job_ref.as_deref(), Some("old"));
+    assert!(t.job().is_none(), "nothing to follow");
+    // A reconnect does not report it again as something new.
+    t.link_down("gone".into());
+    t.link_up();
+    feed(&mut t, &[FULL_IDLE_AFTER_OLD_JOB.into()]);
+    assert_eq!(t.status().job_ref.as_deref(), Some("old"));
+
+    let mut t = Track::new("S", Duration::from_secs(30));
+    t.link_up();
+    feed(
+        &mut t,
+        &[delta(
+            r#""gcode_state":"FAILED","print_error":50364419,"subtask_name":"bracket""#,
+        )],
+    );
+    assert!(matches!(
+        t.status().last_outcome,
+        Some(PrintOutcome::Failed { .. })
+    ));
+    assert_eq!(t.status().state, PrinterState::Error);
 }
