@@ -31,6 +31,118 @@ async fn printer(farm: &TestFarm, id: &str) -> Value {
         .expect("printer listed")
 }
 
+/// A G-code job, approved, confirmed and dispatched to `printer`.
+async fn dispatched(farm: &TestFarm, printer: &str, gcode: Vec<u8>) -> String {
+    let (status, job) = farm
+        .submit("gunwale.gcode", gcode, "Bam Bu", "b@example.edu")
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().expect("id").to_string();
+    let (status, body) = farm
+        .act(&id, "approve", json!({ "staff": ADA, "weight_g": 1 }))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    farm.confirm_by_mail(&id).await;
+    let (status, body) = farm
+        .act(
+            &id,
+            "dispatch",
+            json!({ "staff": GRACE, "printer": printer }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    id
+}
+
+fn bambu_config(broker: &broker::Broker, ftps: &Ftps, certs: &Certs) -> String {
+    format!(
+        "[[printers]]\nid = \"x1c-1\"\ndriver = \"bambu\"\nhost = \"127.0.0.1\"\nserial = \"{SERIAL}\"\n\
+         access_code = \"{ACCESS_CODE}\"\nmqtt_port = {}\nftps_port = {}\nca_file = \"{}\"\n\
+         build_volume_mm = [256, 256, 256]\n",
+        broker.port(),
+        ftps.port,
+        certs.ca.display()
+    )
+}
+
+async fn wait_idle(farm: &TestFarm) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while printer(farm, "x1c-1").await["state"] != "idle" {
+        assert!(
+            Instant::now() < deadline,
+            "the Bambu printer never showed idle: {}\n{}",
+            printer(farm, "x1c-1").await,
+            farm.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_print_that_finishes_while_farmhand_is_down_completes_after_the_restart() {
+    let certs = Certs::new(SERIAL);
+    let broker = tls_broker(&certs, ACCESS_CODE);
+    let ftps = Ftps::start(&certs);
+    let sim = BambuSimHandle::spawn(BambuSimOptions {
+        broker_host: "127.0.0.1".into(),
+        broker_port: broker.port(),
+        serial: SERIAL.into(),
+        access_code: ACCESS_CODE.into(),
+        tls: tls::client_config(SERIAL, Some(&certs.ca)).expect("sim TLS"),
+        sdcard: ftps.sdcard(),
+        // About 8 s for the gunwale.
+        time_scale: 0.007,
+        report_every: Duration::from_millis(250),
+        backoff: Backoff::default(),
+    });
+    let mut farm = TestFarm::start_custom(&[], &bambu_config(&broker, &ftps, &certs)).await;
+    wait_idle(&farm).await;
+    let gcode = std::fs::read(corpus(GCODE)).expect("gcode");
+    let id = dispatched(&farm, "x1c-1", gcode).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while farm.job(&id).await["progress"]["percent"]
+        .as_f64()
+        .unwrap_or(0.0)
+        <= 0.0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no progress: {}",
+            farm.job(&id).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    farm.kill();
+    // The printer prints on by itself and finishes while Farmhand is down.
+    let mut state = sim.state();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        state.wait_for(|s| s.state == drivers::bambu::protocol::GcodeState::Finish),
+    )
+    .await
+    .expect("the simulated print finishes")
+    .expect("simulator running");
+    farm.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let job = farm.job(&id).await;
+        if job["status"] == "COMPLETED" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the finished print was not recognised after the restart: {job}\n{}",
+            farm.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let events = farm.events(&id).await;
+    assert!(
+        events.iter().any(|e| e["event_type"] == "PrintCompleted"),
+        "{events:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bambu_printer_in_the_config_gets_a_job_dispatched_and_completed() {
     let certs = Certs::new(SERIAL);
@@ -51,45 +163,10 @@ async fn a_bambu_printer_in_the_config_gets_a_job_dispatched_and_completed() {
             max: Duration::from_millis(300),
         },
     });
-    let config = format!(
-        "[[printers]]\nid = \"x1c-1\"\ndriver = \"bambu\"\nhost = \"127.0.0.1\"\nserial = \"{SERIAL}\"\n\
-         access_code = \"{ACCESS_CODE}\"\nmqtt_port = {}\nftps_port = {}\nca_file = \"{}\"\n\
-         build_volume_mm = [256, 256, 256]\n",
-        broker.port(),
-        ftps.port,
-        certs.ca.display()
-    );
-    let farm = TestFarm::start_custom(&[], &config).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while printer(&farm, "x1c-1").await["state"] != "idle" {
-        assert!(
-            Instant::now() < deadline,
-            "the Bambu printer never showed idle: {}\n{}",
-            printer(&farm, "x1c-1").await,
-            farm.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
+    let farm = TestFarm::start_custom(&[], &bambu_config(&broker, &ftps, &certs)).await;
+    wait_idle(&farm).await;
     let gcode = std::fs::read(corpus(GCODE)).expect("gcode");
-    let (status, job) = farm
-        .submit("gunwale.gcode", gcode.clone(), "Bam Bu", "b@example.edu")
-        .await;
-    assert_eq!(status, 201, "{job}");
-    let id = job["id"].as_str().expect("id").to_string();
-    let (status, body) = farm
-        .act(&id, "approve", json!({ "staff": ADA, "weight_g": 1 }))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    farm.confirm_by_mail(&id).await;
-    let (status, body) = farm
-        .act(
-            &id,
-            "dispatch",
-            json!({ "staff": GRACE, "printer": "x1c-1" }),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let id = dispatched(&farm, "x1c-1", gcode.clone()).await;
 
     let mut saw_progress = false;
     let deadline = Instant::now() + Duration::from_secs(60);
