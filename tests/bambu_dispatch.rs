@@ -201,6 +201,48 @@ async fn a_bambu_printer_in_the_config_gets_a_job_dispatched_and_completed() {
         events.iter().any(|e| e["event_type"] == "PrintCompleted"),
         "{events:?}"
     );
+    // One MQTT connection for the printer however many parts of Farmhand watch it (tracker,
+    // scheduler, API, stream): the broker counts the simulator, the daemon and this probe.
+    assert_eq!(connected_clients(&broker, &certs).await, 3);
+}
+
+/// The broker's own count of connected clients (`$SYS`, published every second).
+async fn connected_clients(broker: &broker::Broker, certs: &Certs) -> u64 {
+    use drivers::mqtt::conn::{Link, LinkEvent, LinkOptions, client_id};
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut link = Link::spawn(
+        LinkOptions {
+            host: "127.0.0.1".into(),
+            port: broker.port(),
+            client_id: client_id("probe"),
+            subscribe: vec!["$SYS/broker/clients/connected".into()],
+            will: None,
+            keep_alive: Duration::from_secs(5),
+            backoff: Backoff::default(),
+            credentials: Some(("bblp".into(), ACCESS_CODE.into())),
+            tls: Some(tls::client_config(SERIAL, Some(&certs.ca)).expect("TLS")),
+        },
+        &stop,
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // The first figure may predate this probe's own connection: take one from after it.
+    let mut seen = 0;
+    loop {
+        let ev = tokio::time::timeout_at(deadline, link.events.recv())
+            .await
+            .expect("$SYS/broker/clients/connected within 10 s")
+            .expect("probe link");
+        if let LinkEvent::Message { payload, .. } = ev {
+            seen += 1;
+            if seen >= 2 {
+                stop.cancel();
+                return String::from_utf8_lossy(&payload)
+                    .trim()
+                    .parse()
+                    .expect("a count");
+            }
+        }
+    }
 }
 
 /// `farmhand print --driver bambu` with exactly the contract's flags, as staff would test a

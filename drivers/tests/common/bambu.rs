@@ -107,7 +107,8 @@ pub fn tls_broker(certs: &Certs, access_code: &str) -> Broker {
         chmod(&passwd, 0o644);
         format!(
             "listener {port} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n\
-             allow_anonymous false\npassword_file {}\npersistence false\nuser root\n",
+             allow_anonymous false\npassword_file {}\npersistence false\nuser root\n\
+             sys_interval 1\n",
             ca.display(),
             cert.display(),
             key.display(),
