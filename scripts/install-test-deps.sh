@@ -39,12 +39,13 @@ apt_install vsftpd vsftpd            # a real implicit-FTPS server standing in f
 apt_install mosquitto_passwd mosquitto  # the Bambu tests' broker checks user bblp + access code
 
 # vsftpd authenticates real accounts through PAM, and Bambu printers want user `bblp` with the
-# access code as password. drivers/tests/common/ftps.rs logs in as `bblp` / `farmhand-test-code`
+# access code as password. drivers/tests/common/bambu.rs logs in as `bblp` / `farmhand-test-code`
 # through its own PAM service (pam_unix only: no shell check, the account cannot log in).
 if [ "$(id -u)" = 0 ]; then
     id bblp >/dev/null 2>&1 || useradd --system --no-create-home --home-dir / \
         --shell /usr/sbin/nologin bblp
-    usermod -d / bblp   # vsftpd changes into the home directory before local_root
+    # vsftpd changes into the home directory before local_root.
+    [ "$(getent passwd bblp | cut -d: -f6)" = / ] || usermod -d / bblp
     echo 'bblp:farmhand-test-code' | chpasswd
     if [ ! -f /etc/pam.d/farmhand-test-ftps ]; then
         printf 'auth\trequired\tpam_unix.so\naccount\trequired\tpam_unix.so\n' > /etc/pam.d/farmhand-test-ftps
