@@ -63,6 +63,15 @@ pub enum DriverError {
     #[error("cannot connect to {printer}: {reason}")]
     LinkFailed { printer: String, reason: String },
 
+    /// The printer's FTPS server refused a step of an upload.
+    #[error("{server} refused {what}: {reason}: {hint}")]
+    Upload {
+        server: String,
+        what: String,
+        reason: String,
+        hint: String,
+    },
+
     /// The printer's HTTP API refused or failed a request.
     #[error("{printer} answered {what} with {reason}: {hint}")]
     Http {

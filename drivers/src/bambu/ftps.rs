@@ -67,8 +67,8 @@ fn upload_blocking(t: &FtpsTarget, file: &PathBuf, name: &str) -> Result<u64, Dr
         } else {
             hint_for(what)
         };
-        DriverError::Http {
-            printer: server.clone(),
+        DriverError::Upload {
+            server: server.clone(),
             what: what.to_string(),
             reason,
             hint: hint.into(),
