@@ -35,6 +35,25 @@ apt_install prusa-slicer prusa-slicer
 apt_install CuraEngine cura-engine
 apt_install mosquitto mosquitto      # a real MQTT broker for the MQTT printer tests
 apt_install python3 python3          # runs the aiosmtpd SMTP test server
+apt_install vsftpd vsftpd            # a real implicit-FTPS server standing in for a Bambu printer's
+apt_install mosquitto_passwd mosquitto  # the Bambu tests' broker checks user bblp + access code
+
+# vsftpd authenticates real accounts through PAM, and Bambu printers want user `bblp` with the
+# access code as password. drivers/tests/common/bambu.rs logs in as `bblp` / `farmhand-test-code`
+# through its own PAM service (pam_unix only: no shell check, the account cannot log in).
+if [ "$(id -u)" = 0 ]; then
+    id bblp >/dev/null 2>&1 || useradd --system --no-create-home --home-dir / \
+        --shell /usr/sbin/nologin bblp
+    # vsftpd changes into the home directory before local_root.
+    [ "$(getent passwd bblp | cut -d: -f6)" = / ] || usermod -d / bblp
+    echo 'bblp:farmhand-test-code' | chpasswd
+    if [ ! -f /etc/pam.d/farmhand-test-ftps ]; then
+        printf 'auth\trequired\tpam_unix.so\naccount\trequired\tpam_unix.so\n' > /etc/pam.d/farmhand-test-ftps
+    fi
+else
+    id bblp >/dev/null 2>&1 && [ -f /etc/pam.d/farmhand-test-ftps ] || {
+        echo "the Bambu FTPS tests need user bblp and /etc/pam.d/farmhand-test-ftps: run this script as root once" >&2; exit 1; }
+fi
 
 # A real SMTP server for the mail tests: PyPI's aiosmtpd (`python3 -m aiosmtpd`).
 if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use std::net::SocketAddr;
 
+use drivers::bambu::{BambuConfig, BambuHandle};
 use drivers::marlin::{MarlinConfig, MarlinHandle};
 use drivers::moonraker::{MoonrakerConfig, MoonrakerHandle};
 use drivers::mqtt::{LocalFileServer, MqttConfig, MqttHandle};
@@ -75,6 +76,26 @@ fn start_prusalink(
     Ok(Arc::new(handle))
 }
 
+/// One runner per Bambu printer: it holds the printer's only MQTT connection (the printer
+/// accepts few clients) and every part of Farmhand reads its status from this one handle.
+fn start_bambu(
+    printer: &PrinterConfig,
+    tasks: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Started {
+    let mut cfg = BambuConfig::new(
+        printer.host.clone().unwrap_or_default(),
+        printer.serial.clone().unwrap_or_default(),
+        printer.access_code.clone().unwrap_or_default(),
+    );
+    cfg.mqtt_port = printer.mqtt_port.unwrap_or(cfg.mqtt_port);
+    cfg.ftps_port = printer.ftps_port.unwrap_or(cfg.ftps_port);
+    cfg.ca_file = printer.ca_file.clone();
+    let (handle, runner) = BambuHandle::new(cfg)?;
+    tasks.spawn(runner.run(shutdown.clone()));
+    Ok(Arc::new(handle))
+}
+
 fn start_mqtt(
     printer: &PrinterConfig,
     files: Arc<LocalFileServer>,
@@ -118,7 +139,8 @@ impl Fleet {
                         None => continue,
                     }
                 }
-                DriverKind::Bambu | DriverKind::Manual => continue,
+                DriverKind::Bambu => start_bambu(printer, tasks, shutdown),
+                DriverKind::Manual => continue,
             };
             match started {
                 Ok(handle) => {

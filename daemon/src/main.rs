@@ -99,7 +99,7 @@ enum Command {
     /// Prints one file on one printer without the daemon, with progress. Exits 0 only
     /// when the print completed.
     Print {
-        /// marlin | mqtt | moonraker | prusalink
+        /// marlin | bambu | mqtt | moonraker | prusalink
         #[arg(long)]
         driver: String,
         /// Serial port (marlin).
@@ -125,6 +125,24 @@ enum Command {
         /// Topic prefix (mqtt).
         #[arg(long)]
         topic: Option<String>,
+        /// The printer's IP address (bambu).
+        #[arg(long)]
+        host: Option<String>,
+        /// The printer's serial, as on its screen; its certificate must name it (bambu).
+        #[arg(long)]
+        serial: Option<String>,
+        /// The LAN-mode access code from the printer's screen (bambu).
+        #[arg(long)]
+        access_code: Option<String>,
+        /// MQTT over TLS port, default 8883 (bambu).
+        #[arg(long)]
+        mqtt_port: Option<u16>,
+        /// Implicit FTPS port, default 990 (bambu).
+        #[arg(long)]
+        ftps_port: Option<u16>,
+        /// Trust this CA for the printer's certificate (bambu; the CN must still be the serial).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
         file: PathBuf,
     },
     /// Lists printers and their states.
@@ -305,6 +323,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             password,
             broker,
             topic,
+            host,
+            serial,
+            access_code,
+            mqtt_port,
+            ftps_port,
+            ca_file,
             file,
         } => {
             let request = tools::PrintRequest {
@@ -318,6 +342,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 password,
                 broker,
                 topic,
+                host,
+                serial,
+                access_code,
+                mqtt_port,
+                ftps_port,
+                ca_file,
                 file,
             };
             tools::print(request).await?;

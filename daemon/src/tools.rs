@@ -89,6 +89,12 @@ pub struct PrintRequest {
     pub password: Option<String>,
     pub broker: Option<String>,
     pub topic: Option<String>,
+    pub host: Option<String>,
+    pub serial: Option<String>,
+    pub access_code: Option<String>,
+    pub mqtt_port: Option<u16>,
+    pub ftps_port: Option<u16>,
+    pub ca_file: Option<PathBuf>,
     pub file: PathBuf,
 }
 
@@ -123,14 +129,17 @@ impl PrintRequest {
                 username: self.username.clone(),
                 password: self.password.clone(),
             },
-            "bambu" => {
-                return Err(ToolError::Usage(
-                    "the Bambu Lab driver is not in this version yet (marlin, mqtt, moonraker and prusalink are)".into(),
-                ));
-            }
+            "bambu" => DriverSpec::Bambu {
+                host: need(&self.host, "--host IP")?,
+                serial: need(&self.serial, "--serial S")?,
+                access_code: need(&self.access_code, "--access-code C")?,
+                mqtt_port: self.mqtt_port,
+                ftps_port: self.ftps_port,
+                ca_file: self.ca_file.clone(),
+            },
             other => {
                 return Err(ToolError::Usage(format!(
-                    "unknown driver {other:?}: use marlin, mqtt, moonraker or prusalink"
+                    "unknown driver {other:?}: use marlin, bambu, mqtt, moonraker or prusalink"
                 )));
             }
         })

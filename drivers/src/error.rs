@@ -58,6 +58,20 @@ pub enum DriverError {
         hint: String,
     },
 
+    /// The connection to the printer failed in a way retrying will not fix by itself (a
+    /// refused login, a certificate of another device); `reason` says which.
+    #[error("cannot connect to {printer}: {reason}")]
+    LinkFailed { printer: String, reason: String },
+
+    /// The printer's FTPS server refused a step of an upload.
+    #[error("{server} refused {what}: {reason}: {hint}")]
+    Upload {
+        server: String,
+        what: String,
+        reason: String,
+        hint: String,
+    },
+
     /// The printer's HTTP API refused or failed a request.
     #[error("{printer} answered {what} with {reason}: {hint}")]
     Http {

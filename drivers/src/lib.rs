@@ -14,9 +14,12 @@
 //!   is an axum server that behaves like Moonraker for those calls.
 //! - [`prusalink`] drives Prusa printers through PrusaLink's v1 HTTP API (polled);
 //!   `prusalink::sim` is an axum stand-in.
+//! - [`bambu`] drives Bambu Lab printers in LAN mode (MQTT over TLS + FTPS); `bambu::sim` is a
+//!   simulated one that is a client of a real broker.
 //! - [`print_file`] is `farmhand print --driver marlin` without the progress bar;
 //!   [`print_with`] takes a [`DriverSpec`] for any driver.
 
+pub mod bambu;
 mod error;
 pub mod marlin;
 pub mod moonraker;
@@ -33,7 +36,7 @@ use std::pin::Pin;
 pub use error::DriverError;
 pub use print_file::{PrintFileOptions, print_file, print_file_with};
 pub use print_with::{
-    DriverSpec, follow, print_moonraker, print_mqtt, print_prusalink, print_with,
+    DriverSpec, follow, print_bambu, print_moonraker, print_mqtt, print_prusalink, print_with,
 };
 pub use status::{JobProgress, PrintOutcome, PrinterState, PrinterStatus, Temp, Temperatures};
 use tokio::sync::watch;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::bambu::{BambuConfig, BambuHandle};
 use crate::moonraker::{MoonrakerConfig, MoonrakerHandle};
 use crate::mqtt::{LocalFileServer, MqttConfig, MqttHandle};
 use crate::prusalink::{PrusaLinkConfig, PrusaLinkHandle};
@@ -17,6 +18,16 @@ use crate::{DriverError, PrintOutcome, Printer, PrinterStatus, print_file};
 pub enum DriverSpec {
     /// `--driver marlin --port PATH [--baud N] [--sd]`
     Marlin { port: PathBuf, baud: u32, sd: bool },
+    /// `--driver bambu --host H --serial S --access-code C [--mqtt-port P] [--ftps-port P]
+    /// [--ca-file F]`
+    Bambu {
+        host: String,
+        serial: String,
+        access_code: String,
+        mqtt_port: Option<u16>,
+        ftps_port: Option<u16>,
+        ca_file: Option<PathBuf>,
+    },
     /// `--driver mqtt --broker mqtt://host:port --topic T`
     Mqtt { broker: String, topic: String },
     /// `--driver moonraker --url http://host:7125 [--api-key K]`
@@ -72,6 +83,20 @@ pub async fn print_with(
             let cfg = MqttConfig::new(broker, topic, Arc::new(files));
             print_mqtt(cfg, file, on_status).await
         }
+        DriverSpec::Bambu {
+            host,
+            serial,
+            access_code,
+            mqtt_port,
+            ftps_port,
+            ca_file,
+        } => {
+            let mut cfg = BambuConfig::new(host, serial, access_code);
+            cfg.mqtt_port = mqtt_port.unwrap_or(cfg.mqtt_port);
+            cfg.ftps_port = ftps_port.unwrap_or(cfg.ftps_port);
+            cfg.ca_file = ca_file;
+            print_bambu(cfg, file, on_status).await
+        }
         DriverSpec::Moonraker { url, api_key } => {
             print_moonraker(MoonrakerConfig::new(url, api_key), file, on_status).await
         }
@@ -98,6 +123,19 @@ pub async fn print_prusalink(
     on_status: impl FnMut(&PrinterStatus),
 ) -> Result<(), DriverError> {
     let (printer, runner) = PrusaLinkHandle::new(PrusaLinkConfig {
+        auto_connect: true,
+        ..cfg
+    })?;
+    drive(&printer, |stop| runner.run(stop), file, on_status).await
+}
+
+/// [`print_with`] for a Bambu Lab printer with every setting exposed.
+pub async fn print_bambu(
+    cfg: BambuConfig,
+    file: PathBuf,
+    on_status: impl FnMut(&PrinterStatus),
+) -> Result<(), DriverError> {
+    let (printer, runner) = BambuHandle::new(BambuConfig {
         auto_connect: true,
         ..cfg
     })?;

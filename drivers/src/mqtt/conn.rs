@@ -5,10 +5,14 @@
 //! Publishing goes through the rumqttc `AsyncClient` the caller keeps; requests made while the
 //! broker is away wait in rumqttc's queue and go out after the reconnect.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{
+    AsyncClient, ConnectReturnCode, ConnectionError, Event, LastWill, MqttOptions, Packet, QoS,
+    TlsConfiguration, Transport,
+};
 use tokio::sync::mpsc;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -60,6 +64,10 @@ pub struct LinkOptions {
     pub will: Option<(String, Vec<u8>)>,
     pub keep_alive: Duration,
     pub backoff: Backoff,
+    /// MQTT user name and password (Bambu: `bblp` and the access code).
+    pub credentials: Option<(String, String)>,
+    /// TLS settings; `None` = plain TCP.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// A unique client id: `prefix-pid-n`.
@@ -87,7 +95,14 @@ impl Link {
         let mut mqtt = MqttOptions::new(opts.client_id.clone(), opts.host.clone(), opts.port);
         mqtt.set_keep_alive(opts.keep_alive.max(Duration::from_secs(1)));
         mqtt.set_clean_session(true);
-        mqtt.set_max_packet_size(64 * 1024, 64 * 1024);
+        // Bambu's full reports are ~10 KB; 256 KB leaves room without trusting the peer.
+        mqtt.set_max_packet_size(256 * 1024, 256 * 1024);
+        if let Some((user, password)) = &opts.credentials {
+            mqtt.set_credentials(user.clone(), password.clone());
+        }
+        if let Some(tls) = &opts.tls {
+            mqtt.set_transport(Transport::Tls(TlsConfiguration::Rustls(tls.clone())));
+        }
         if let Some((topic, payload)) = &opts.will {
             mqtt.set_last_will(LastWill::new(
                 topic.clone(),
@@ -124,7 +139,8 @@ async fn drive(
     tx: mpsc::Sender<LinkEvent>,
     stop: CancellationToken,
 ) {
-    let broker = format!("mqtt://{}:{}", opts.host, opts.port);
+    let scheme = if opts.tls.is_some() { "mqtts" } else { "mqtt" };
+    let broker = format!("{scheme}://{}:{}", opts.host, opts.port);
     let mut failures = 0u32;
     loop {
         let event = tokio::select! {
@@ -156,9 +172,7 @@ async fn drive(
             Ok(_) => {}
             Err(e) => {
                 failures += 1;
-                let reason = format!(
-                    "cannot reach MQTT broker {broker}: {e}: check that the broker runs and the address is right (retrying)"
-                );
+                let reason = explain(&broker, &e);
                 if failures == 1 {
                     tracing::warn!("{reason}");
                     if tx.send(LinkEvent::Down(reason)).await.is_err() {
@@ -184,6 +198,49 @@ async fn drive(
         })
         .await;
     }
+}
+
+/// One sentence an operator can act on, for each way a connection fails.
+fn explain(broker: &str, e: &ConnectionError) -> String {
+    match e {
+        ConnectionError::ConnectionRefused(
+            ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
+        ) => format!(
+            "MQTT broker {broker} refused the login (wrong user name or password; for a Bambu Lab printer: check the access code on its screen) (retrying)"
+        ),
+        ConnectionError::Tls(tls) => {
+            let detail = certificate_problem(tls).unwrap_or_else(|| tls.to_string());
+            format!("TLS to MQTT broker {broker} failed: {detail} (retrying)")
+        }
+        other => format!(
+            "cannot reach MQTT broker {broker}: {other}: check that the broker runs and the address is right (retrying)"
+        ),
+    }
+}
+
+/// A refused certificate in words: rustls shows custom verifier errors only as `Debug`, so the
+/// verifier's own message is dug out of the error chain.
+fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = next {
+        let tls = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .or_else(|| err.downcast_ref::<rustls::Error>());
+        if let Some(rustls::Error::InvalidCertificate(cert)) = tls {
+            return Some(match cert {
+                rustls::CertificateError::Other(other) => {
+                    format!("the printer's certificate was refused: {}", other.0)
+                }
+                kind => format!(
+                    "the printer's certificate was refused ({kind:?}): check ca_file, or leave it out to trust the printer by its serial"
+                ),
+            });
+        }
+        next = err.source();
+    }
+    None
 }
 
 #[cfg(test)]

@@ -219,6 +219,8 @@ impl MqttRunner {
             will: None,
             keep_alive: self.cfg.keep_alive,
             backoff: self.cfg.backoff,
+            credentials: None,
+            tls: None,
         }
     }
 

@@ -32,19 +32,22 @@ fn mosquitto_bin() -> PathBuf {
 
 impl Broker {
     pub fn start() -> Broker {
+        Broker::start_with(|_, port| {
+            format!(
+                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n"
+            )
+        })
+    }
+
+    /// A broker whose config `conf(dir, port)` writes (TLS, password files in `dir`).
+    pub fn start_with(conf: impl FnOnce(&std::path::Path, u16) -> String) -> Broker {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let dir = tempfile::tempdir().expect("temp dir");
-        let conf = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nuser root\n"
-            ),
-        )
-        .expect("write mosquitto config");
+        let text = conf(dir.path(), port);
+        std::fs::write(dir.path().join("mosquitto.conf"), text).expect("write mosquitto config");
         let mut b = Broker {
             child: None,
             port,
@@ -53,6 +56,11 @@ impl Broker {
         };
         b.restart();
         b
+    }
+
+    #[allow(dead_code)] // tests/scheduler.rs includes this file and does not need it
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn url(&self) -> String {

@@ -1,6 +1,7 @@
 //! Shared helpers for the pty integration tests.
 #![allow(dead_code)]
 
+pub mod bambu;
 pub mod broker;
 
 use std::path::PathBuf;

@@ -96,6 +96,8 @@ impl MqttSim {
                 will: Some((schema::status_topic(&opts.topic), offline)),
                 keep_alive: Duration::from_secs(2),
                 backoff: opts.backoff,
+                credentials: None,
+                tls: None,
             },
             &stop,
         );
