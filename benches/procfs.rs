@@ -45,9 +45,3 @@ pub fn status_mb(pid: impl Display, key: &str) -> f64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
-
-/// Resets a process's peak RSS (VmHWM) to its current RSS, so a later reading covers
-/// only what happened since. `false` where the kernel or permissions refuse it.
-pub fn reset_peak(pid: impl Display) -> bool {
-    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
-}
