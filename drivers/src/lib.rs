@@ -86,3 +86,11 @@ pub trait SdCard: Send + Sync {
 pub trait Console: Send + Sync {
     fn send_gcode(&self, line: String) -> BoxFuture<'_, Result<(), DriverError>>;
 }
+
+/// Sleeps until `at`, or forever without a deadline: the timer arm of the runners' `select!`.
+pub(crate) async fn sleep_until(at: Option<std::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -15,8 +15,9 @@ use super::ftps::{self, FtpsTarget};
 use super::protocol::{Message, Request};
 use super::track::Track;
 use super::{report_topic, request_topic, tls};
-use crate::mqtt::conn::{Backoff, Link, LinkEvent, LinkOptions, client_id};
+use crate::mqtt::conn::{Backoff, Link, LinkEvent, LinkOptions, client_id, next_event};
 use crate::mqtt::files::url_safe_name;
+use crate::sleep_until;
 use crate::{BoxFuture, DriverError, Printer, PrinterState, PrinterStatus};
 
 /// The MQTT user every Bambu printer expects.
@@ -171,20 +172,6 @@ impl Printer for BambuHandle {
     }
     fn disconnect(&self) -> BoxFuture<'_, Result<(), DriverError>> {
         Box::pin(self.request(Command::Disconnect))
-    }
-}
-
-async fn next_event(link: &mut Option<Link>) -> Option<LinkEvent> {
-    match link {
-        Some(l) => l.events.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }
 

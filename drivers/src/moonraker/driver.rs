@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use crate::sleep_until;
+
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -435,12 +437,5 @@ impl MoonrakerRunner {
             }
             changed
         });
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }

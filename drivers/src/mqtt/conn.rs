@@ -243,6 +243,15 @@ fn certificate_problem(e: &(dyn std::error::Error + 'static)) -> Option<String> 
     None
 }
 
+/// The next event of a connection that may not exist (yet): never resolves without one, so
+/// a runner's `select!` can always include it.
+pub async fn next_event(link: &mut Option<Link>) -> Option<LinkEvent> {
+    match link {
+        Some(l) => l.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,10 +12,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::conn::{Backoff, Link, LinkEvent, LinkOptions, client_id};
+use super::conn::{Backoff, Link, LinkEvent, LinkOptions, client_id, next_event};
 use super::files::{FileUrls, url_safe_name};
 use super::schema::{self, Command as Wire, CommandMsg, SCHEMA_VERSION};
 use super::track::Track;
+use crate::sleep_until;
 use crate::{BoxFuture, DriverError, Printer, PrinterState, PrinterStatus};
 
 /// Everything the driver needs to know about one generic MQTT printer (config keys `broker`
@@ -159,20 +160,6 @@ impl Printer for MqttHandle {
     }
     fn disconnect(&self) -> BoxFuture<'_, Result<(), DriverError>> {
         Box::pin(self.request(Command::Disconnect))
-    }
-}
-
-async fn next_event(link: &mut Option<Link>) -> Option<LinkEvent> {
-    match link {
-        Some(l) => l.events.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
     }
 }
 
